@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from config.models import ShardedModel
+
+
+class DeliveryStatus(models.TextChoices):
+    SCHEDULED = "scheduled"  # waits for next_attempt_at (send_at)
+    QUEUED = "queued"  # published (or about to be) to its channel.priority queue
+    SENDING = "sending"  # claimed by a worker until lease_expires_at
+    RETRYING = "retrying"  # a temporary failure; due again at next_attempt_at
+    SENT = "sent"  # handed to the provider
+    DELIVERED = "delivered"  # confirmed by the provider
+    FAILED = "failed"  # permanent failure; see reason and last_error
+    DEAD_LETTERED = "dead_lettered"  # retries exhausted or unexpected error; replayable
+    SKIPPED = "skipped"  # never attempted; see reason
+
+
+PENDING_STATUSES = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
+SUCCESS_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+FAILURE_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.DEAD_LETTERED)
+
+CHANNEL_CHOICES = [(channel, channel) for channel in settings.CHANNELS]
+PRIORITY_CHOICES = [(priority, priority) for priority in settings.PRIORITIES]
+
+
+class Delivery(ShardedModel):
+    """One notification on one channel: what to send, where, and what happened.
+
+    A delivery carries its rendered payload and address, so workers need nothing from the
+    apps that created it.
+    """
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    notification_id = models.UUIDField(db_index=True)
+    user_id = models.CharField(max_length=64, db_index=True)
+    channel = models.CharField(max_length=8, choices=CHANNEL_CHOICES)
+    priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
+    reason = models.CharField(max_length=64, blank=True)
+    address = models.CharField(max_length=320, blank=True)
+    payload = models.JSONField(default=dict)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    provider = models.CharField(max_length=32, blank=True)
+    provider_message_id = models.CharField(max_length=128, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            # The sweep's three questions, each answered from a small partial index.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["scheduled", "retrying"]),
+                name="delivery_due_idx",
+            ),
+            models.Index(fields=["lease_expires_at"], condition=Q(status="sending"), name="delivery_lease_idx"),
+            models.Index(fields=["published_at"], condition=Q(status="queued"), name="delivery_queued_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.status} ({self.id})"
+
+
+class Device(ShardedModel):
+    """A push token of one of a user's devices."""
+
+    class Platform(models.TextChoices):
+        IOS = "ios"
+        ANDROID = "android"
+        WEB = "web"
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    user_id = models.CharField(max_length=64, db_index=True)
+    platform = models.CharField(max_length=8, choices=Platform.choices)
+    token = models.CharField(max_length=4096)
+    active = models.BooleanField(default=True)
+    deactivated_reason = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user_id", "token"], name="uniq_device_user_token")]
+
+    def __str__(self) -> str:
+        return f"{self.platform} device of {self.user_id}"
+
+    @property
+    def token_preview(self) -> str:
+        return f"…{self.token[-6:]}" if len(self.token) > 6 else "…"
+
+
+class ConsoleMessage(models.Model):
+    """What a console (development) provider would have sent. Lives in the global database."""
+
+    delivery_id = models.UUIDField(db_index=True)
+    notification_id = models.UUIDField()
+    user_id = models.CharField(max_length=64, db_index=True)
+    channel = models.CharField(max_length=8, choices=CHANNEL_CHOICES)
+    address = models.CharField(max_length=4096, blank=True)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.user_id}"

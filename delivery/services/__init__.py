@@ -1,0 +1,1 @@
+"""The delivery app's services: plan, publish, claim-and-send, sweep, devices."""

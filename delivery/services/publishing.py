@@ -1,0 +1,61 @@
+"""Publish delivery tasks to the broker, one task per (channel, priority) batch of IDs."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from typing import Iterable
+
+from django.conf import settings
+
+from config.celery import app as celery_app
+from config.queues import delivery_queue
+from delivery.models import Delivery, DeliveryStatus
+
+logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "delivery.deliver_batch"
+
+
+def _batches(deliveries: Iterable[tuple[uuid.UUID, str, str]]) -> list[tuple[str, list[str]]]:
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for delivery_id, channel, priority in deliveries:
+        groups[(channel, priority)].append(str(delivery_id))
+    batches = []
+    for (channel, priority), ids in groups.items():
+        size = settings.DELIVERY_BATCH_SIZE[channel]
+        queue = delivery_queue(channel, priority)
+        batches.extend((queue, ids[start : start + size]) for start in range(0, len(ids), size))
+    return batches
+
+
+def publish_deliveries(alias: str, deliveries: Iterable[tuple[uuid.UUID, str, str]]) -> int:
+    """Publish ``(delivery_id, channel, priority)`` rows of one shard; returns tasks published.
+
+    Runs after the rows are committed, over one producer connection. When the broker cannot
+    be reached, the rows not yet published are marked so and the sweep publishes them later;
+    the caller never sees the failure (its notifications are safely stored).
+    """
+    batches = _batches(deliveries)
+    published = 0
+    try:
+        with celery_app.producer_or_acquire() as producer:
+            for queue, ids in batches:
+                celery_app.send_task(DELIVER_TASK, args=[ids], queue=queue, producer=producer)
+                published += 1
+    except Exception:
+        left = [delivery_id for _, ids in batches[published:] for delivery_id in ids]
+        logger.warning("broker unavailable: %d deliveries on %s left for the sweep", len(left), alias, exc_info=True)
+        mark_unpublished(alias, left)
+    return published
+
+
+def mark_unpublished(alias: str, delivery_ids: list[str]) -> None:
+    try:
+        Delivery.objects.using(alias).filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED).update(
+            published_at=None
+        )
+    except Exception:
+        # The rows keep their publish stamp; the sweep's stuck-queued rule still finds them.
+        logger.exception("could not mark %d deliveries unpublished on %s", len(delivery_ids), alias)

@@ -1,0 +1,84 @@
+"""Delivery rows as the send pipeline plans them, written in bulk."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+from config.bulk import bulk_insert
+from delivery.models import Delivery, DeliveryStatus
+
+_COLUMNS = (
+    "id",
+    "notification_id",
+    "user_id",
+    "channel",
+    "priority",
+    "status",
+    "reason",
+    "address",
+    "payload",
+    "attempts",
+    "next_attempt_at",
+    "published_at",
+    "provider",
+    "provider_message_id",
+    "last_error",
+    "created_at",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    id: uuid.UUID
+    notification_id: uuid.UUID
+    user_id: str
+    channel: str
+    priority: str
+    status: str  # queued, scheduled or skipped
+    reason: str = ""
+    address: str = ""
+    payload: dict[str, Any] | None = None
+    next_attempt_at: datetime | None = None
+
+    @property
+    def publish_now(self) -> bool:
+        return self.status == DeliveryStatus.QUEUED
+
+
+def insert_planned(alias: str, planned: Sequence[PlannedDelivery], now: datetime) -> None:
+    """Write planned deliveries on ``alias``; call inside the send transaction.
+
+    Queued rows are stamped published now: the publish follows the commit, and only a failed
+    publish clears the stamp, which is what the sweep looks for.
+    """
+    bulk_insert(
+        alias,
+        Delivery,
+        _COLUMNS,
+        [
+            (
+                p.id,
+                p.notification_id,
+                p.user_id,
+                p.channel,
+                p.priority,
+                p.status,
+                p.reason,
+                p.address,
+                p.payload or {},
+                0,
+                p.next_attempt_at,
+                now if p.status == DeliveryStatus.QUEUED else None,
+                "",
+                "",
+                "",
+                now,
+                now,
+            )
+            for p in planned
+        ],
+    )

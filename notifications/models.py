@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from config.models import ShardedModel
+
+PRIORITY_CHOICES = [(priority, priority) for priority in settings.PRIORITIES]
+
+
+# --- Global database ----------------------------------------------------------------------
+
+
+class Category(models.TextChoices):
+    TRANSACTIONAL = "transactional"
+    SECURITY = "security"
+    MARKETING = "marketing"
+    SOCIAL = "social"
+    SYSTEM = "system"
+
+
+class NotificationType(models.Model):
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    default_channels = models.JSONField(default=list, help_text='e.g. ["email", "push", "inapp"]')
+    default_priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES, default="normal")
+    required = models.BooleanField(
+        default=False, help_text="Users cannot opt out of this type (security, 2FA, payments)."
+    )
+    allow_critical = models.BooleanField(
+        default=False, help_text="Senders holding a critical-capable key may send this type at critical priority."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        channels = self.default_channels
+        if not isinstance(channels, list) or not channels or any(c not in settings.CHANNELS for c in channels):
+            raise ValidationError({"default_channels": f"a non-empty list drawn from {', '.join(settings.CHANNELS)}"})
+        if len(set(channels)) != len(channels):
+            raise ValidationError({"default_channels": "lists a channel twice"})
+
+
+class ApiScope(models.TextChoices):
+    SEND = "send", "send notifications"
+    STATUS = "status", "read notification status"
+    RECIPIENTS = "recipients", "manage recipients and devices"
+
+
+ALL_SCOPES = [scope.value for scope in ApiScope]
+
+
+class ApiClient(models.Model):
+    """A service that calls the API. Only a hash of its key is stored."""
+
+    name = models.CharField(max_length=100, unique=True)
+    key_prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    allowed_types = models.JSONField(default=list, help_text='Type keys this client may send, or ["*"].')
+    may_send_critical = models.BooleanField(default=False)
+    scopes = models.JSONField(default=list, help_text=f"Any of {', '.join(ALL_SCOPES)}.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --- User shards --------------------------------------------------------------------------
+
+
+class Recipient(ShardedModel):
+    """How to reach a user. Keyed by the platform's own user id."""
+
+    user_id = models.CharField(max_length=64, primary_key=True)
+    email = models.EmailField(max_length=320, blank=True)
+    email_verified = models.BooleanField(default=True)
+    email_bounced = models.BooleanField(default=False)
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164")
+    phone_verified = models.BooleanField(default=True)
+    locale = models.CharField(max_length=35, blank=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.user_id
+
+
+class Outcome(models.TextChoices):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    PREFERENCE_BLOCKED = "preference_blocked"
+    UNDELIVERABLE = "undeliverable"
+
+
+class Notification(ShardedModel):
+    id = models.UUIDField(primary_key=True, editable=False)
+    user_id = models.CharField(max_length=64)
+    client_id = models.BigIntegerField(help_text="ApiClient (global database) that sent it")
+    type_key = models.CharField(max_length=64)
+    category = models.CharField(max_length=16)
+    priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES)
+    data = models.JSONField(default=dict)
+    idempotency_key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=32)
+    outcome = models.CharField(max_length=24, choices=Outcome.choices)
+    send_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client_id", "idempotency_key"], name="uniq_notification_idempotency")
+        ]
+        indexes = [models.Index(fields=["user_id", "id"], name="notification_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type_key} to {self.user_id}"
+
+
+class InboxItem(ShardedModel):
+    """A notification as the in-app notification center shows it."""
+
+    notification_id = models.UUIDField(primary_key=True)
+    user_id = models.CharField(max_length=64)
+    type_key = models.CharField(max_length=64)
+    category = models.CharField(max_length=16)
+    title = models.CharField(max_length=500, blank=True)
+    body = models.TextField(blank=True)
+    action_url = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    visible_at = models.DateTimeField(help_text="Scheduled notifications appear at send_at")
+    seen_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user_id", "notification_id"], name="inbox_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.title or self.type_key} for {self.user_id}"

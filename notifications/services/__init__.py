@@ -1,0 +1,1 @@
+"""The notifications app's services: the send pipeline, status, recipients, API clients."""

@@ -1,0 +1,130 @@
+"""Render a notification type's templates with a notification's data.
+
+Rendering only: this module knows templates and data, nothing about users or delivery.
+A variable the template uses but the data lacks is an error naming the variable, never a
+silently empty string in a customer's email.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from cachetools import TTLCache
+from django.conf import settings
+from django.template import Context, Engine, TemplateSyntaxError
+from django.template.base import Template as DjangoTemplate
+
+_MISSING = "\x00missing:%s\x00"
+_MISSING_RE = re.compile("\x00missing:(.*?)\x00")
+
+# A private engine: the project's TEMPLATES setting configures HTML pages, not messages.
+_engine = Engine(string_if_invalid=_MISSING, autoescape=True)
+
+# What each channel's payload holds, and from which template field.
+_CHANNEL_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "email": (("subject", "subject"), ("text", "body"), ("html", "html")),
+    "sms": (("body", "body"),),
+    "push": (("title", "subject"), ("body", "body"), ("action_url", "action_url")),
+    "inapp": (("title", "subject"), ("body", "body"), ("action_url", "action_url")),
+}
+_HTML_FIELDS = {"html"}
+
+
+class MissingVariables(ValueError):
+    def __init__(self, channel: str, names: list[str]):
+        self.channel = channel
+        self.names = sorted(set(names))
+        super().__init__(f"template for {channel} needs {', '.join(self.names)}")
+
+
+def compile_source(source: str) -> DjangoTemplate:
+    """Compile one template field; raises TemplateSyntaxError with Django's message."""
+    return _engine.from_string(source)
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    type_key: str
+    channel: str
+    fields: tuple[tuple[str, DjangoTemplate | None], ...]  # (payload key, compiled or None)
+
+    def render(self, data: Mapping[str, Any]) -> dict[str, str]:
+        payload: dict[str, str] = {}
+        missing: list[str] = []
+        for key, template in self.fields:
+            if template is None:
+                continue
+            text = template.render(Context(data, autoescape=key in _HTML_FIELDS))
+            if "\x00" in text:
+                missing.extend(_MISSING_RE.findall(text))
+            payload[key] = text.strip() if key not in _HTML_FIELDS else text
+        if missing:
+            raise MissingVariables(self.channel, missing)
+        return payload
+
+
+def compile_template(template) -> CompiledTemplate:
+    """Compile a ``templates_app.models.Template`` row for fast repeated rendering."""
+    fields = []
+    for key, source_field in _CHANNEL_FIELDS[template.channel]:
+        source = getattr(template, source_field)
+        fields.append((key, compile_source(source) if source else None))
+    return CompiledTemplate(template.type_key, template.channel, tuple(fields))
+
+
+def validate_sources(**sources: str) -> dict[str, str]:
+    """Syntax errors per field name, for forms and the admin."""
+    errors = {}
+    for name, source in sources.items():
+        if source:
+            try:
+                compile_source(source)
+            except TemplateSyntaxError as exc:
+                errors[name] = str(exc)
+    return errors
+
+
+class _TemplateCatalog:
+    """Compiled templates per notification type, cached for CONFIG_CACHE_SECONDS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: TTLCache | None = None
+
+    def _store(self) -> TTLCache:
+        if self._cache is None:
+            self._cache = TTLCache(maxsize=4096, ttl=max(settings.CONFIG_CACHE_SECONDS, 0.001))
+        return self._cache
+
+    def for_type(self, type_key: str) -> dict[str, CompiledTemplate]:
+        with self._lock:
+            cached = self._store().get(type_key) if settings.CONFIG_CACHE_SECONDS > 0 else None
+        if cached is not None:
+            return cached
+        from templates_app.models import Template
+
+        compiled = {row.channel: compile_template(row) for row in Template.objects.filter(type_key=type_key)}
+        if settings.CONFIG_CACHE_SECONDS > 0:
+            with self._lock:
+                self._store()[type_key] = compiled
+        return compiled
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache = None
+
+
+template_catalog = _TemplateCatalog()
+
+
+def render_channel(type_key: str, channel: str, data: Mapping[str, Any]) -> dict[str, str] | None:
+    """The rendered payload for one channel, or None when the type has no template for it."""
+    compiled = template_catalog.for_type(type_key).get(channel)
+    return None if compiled is None else compiled.render(data)
+
+
+def channels_with_templates(type_key: str) -> frozenset[str]:
+    return frozenset(template_catalog.for_type(type_key))
