@@ -26,7 +26,9 @@ def bulk_insert(alias: str, model: type[models.Model], columns: Sequence[str], r
         from psycopg.types.json import Jsonb
 
         json_positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
-        with connection.cursor() as cursor:
+        # The raw psycopg cursor bypasses Django's error translation; restore it so callers
+        # catch django.db.IntegrityError as with any other query.
+        with connection.cursor() as cursor, connection.wrap_database_errors:
             with cursor.cursor.copy(f"COPY {table} ({column_sql}) FROM STDIN") as copy:
                 if json_positions:
                     for row in rows:

@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import Enum
-from typing import Sequence
+from typing import Callable, Sequence
 
 import redis
 from django.conf import settings
@@ -71,8 +71,18 @@ def _judge(value: bytes | None, request: KeyRequest) -> Reservation | None:
     return None
 
 
-def reserve(client_id: int, requests: Sequence[KeyRequest]) -> list[Reservation] | None:
-    """Reserve every key (pipelined); None when Redis is unavailable."""
+StoredLookup = Callable[[Sequence[KeyRequest]], dict[str, tuple[uuid.UUID, str, str]]]
+
+
+def reserve(
+    client_id: int, requests: Sequence[KeyRequest], lookup_stored: StoredLookup | None = None
+) -> list[Reservation] | None:
+    """Reserve every key (pipelined); None when Redis is unavailable.
+
+    ``lookup_stored`` answers, for keys another request holds, whether the database already
+    has their notification ``{key: (id, fingerprint, outcome)}``: the holder may have
+    committed and then died before recording the key as done.
+    """
     client = get_redis()
     if client is None or not requests:
         return None if client is None else []
@@ -105,6 +115,18 @@ def reserve(client_id: int, requests: Sequence[KeyRequest]) -> list[Reservation]
                     waiting.append(i)
                 else:
                     results[i] = judged
+            if waiting and lookup_stored is not None:
+                stored = lookup_stored([requests[i] for i in waiting])
+                still = []
+                for i in waiting:
+                    hit = stored.get(requests[i].key)
+                    if hit is None:
+                        still.append(i)
+                    elif hit[1] == requests[i].fingerprint:
+                        results[i] = Reservation(Verdict.DUPLICATE, hit[0], hit[2])
+                    else:
+                        results[i] = Reservation(Verdict.CONFLICT)
+                waiting = still
             if waiting:
                 if time.monotonic() >= deadline:
                     for i in waiting:

@@ -22,7 +22,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from config.bulk import bulk_insert
-from config.sharding import new_id_for_user, shard_for_user
+from config.sharding import new_id_for_user, shard_for_id, shard_for_user
 from delivery.services.publishing import publish_deliveries
 from delivery.services.records import insert_planned
 from delivery.services.status import channel_summaries
@@ -74,7 +74,7 @@ def send_notifications(client: ClientInfo, requests: Sequence[SendNotificationRe
     results: dict[int, ItemResult] = {}
 
     leaders, followers = _split_repeated_keys(prepared, results, field_prefix)
-    reservations = idempotency.reserve(client.id, [p.key for p in leaders])
+    reservations = idempotency.reserve(client.id, [p.key for p in leaders], partial(_stored_keys, client.id))
     owned = _apply_reservations(leaders, reservations, results, field_prefix)
 
     by_shard: dict[str, list[PreparedSend]] = defaultdict(list)
@@ -210,6 +210,22 @@ def _split_repeated_keys(prepared, results, field_prefix):
         else:
             followers.append((item, leader))
     return leaders, followers
+
+
+def _stored_keys(client_id: int, requests: Sequence[KeyRequest]) -> dict[str, tuple[uuid.UUID, str, str]]:
+    """Notifications the database already holds for these keys, looked up on each key's shard."""
+    by_shard: dict[str, list[str]] = defaultdict(list)
+    for request in requests:
+        by_shard[shard_for_id(request.proposed_id)].append(request.key)
+    found = {}
+    for alias, keys in by_shard.items():
+        rows = (
+            Notification.objects.using(alias)
+            .filter(client_id=client_id, idempotency_key__in=keys)
+            .values_list("idempotency_key", "id", "request_hash", "outcome")
+        )
+        found.update({key: (notification_id, fingerprint, outcome) for key, notification_id, fingerprint, outcome in rows})
+    return found
 
 
 def _apply_reservations(leaders, reservations, results, field_prefix) -> list[PreparedSend]:

@@ -1,0 +1,133 @@
+"""Bad input to the send endpoints: a clear 4xx naming the field, never a 500, nothing written."""
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from delivery.models import Delivery
+from notifications.models import InboxItem, Notification, Recipient
+from notifications.schemas import ErrorResponse
+from tests.support.factories import send_body
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+URL = "/api/v1/notifications"
+
+
+def nothing_written() -> bool:
+    return all(
+        not model.objects.using(alias).exists()
+        for alias in settings.SHARD_ALIASES
+        for model in (Notification, Delivery, InboxItem, Recipient)
+    )
+
+
+def fields_of(response) -> list[str]:
+    ErrorResponse.model_validate(response.json())
+    return [error["field"] for error in response.json()["errors"]]
+
+
+def later(**delta) -> str:
+    return (timezone.now() + timedelta(**delta)).isoformat()
+
+
+@pytest.mark.parametrize(
+    "change, field, code",
+    [
+        ({"type": None}, "type", "missing"),
+        ({"idempotency_key": None}, "idempotency_key", "missing"),
+        ({"user_id": None}, "user_id", "missing_user"),
+        ({"bogus": 1}, "bogus", "extra_forbidden"),
+        ({"type": "no_such_type"}, "type", "unknown_type"),
+        ({"type": "Bad Type!"}, "type", "invalid_type"),
+        ({"channels": ["email", "fax"]}, "channels[1]", "literal_error"),
+        ({"channels": []}, "channels", "too_short"),
+        ({"channels": ["email", "email"]}, "channels", "duplicate_channel"),
+        ({"priority": "urgent"}, "priority", "literal_error"),
+        ({"user_id": "has space"}, "user_id", "invalid_user_id"),
+        ({"user_id": "x" * 65}, "user_id", "invalid_user_id"),
+        ({"user_id": 42}, "user_id", "string_type"),
+        ({"data": "not an object"}, "data", "dict_type"),
+        ({"data": {"blob": "x" * (16 * 1024)}}, "data", "data_too_large"),
+        ({"data": {"name": "Ada"}}, "data", "missing_variables"),
+        ({"idempotency_key": ""}, "idempotency_key", "string_too_short"),
+        ({"idempotency_key": "k" * 256}, "idempotency_key", "string_too_long"),
+        ({"send_at": "2020-01-01T00:00:00Z"}, "send_at", "send_at_past"),
+        ({"send_at": "tomorrow"}, "send_at", "datetime_from_date_parsing"),
+        ({"send_at": "2030-01-01T00:00:00"}, "send_at", "timezone_aware"),
+        ({"recipient": {"user_id": "other"}}, "recipient.user_id", "user_mismatch"),
+        ({"recipient": {"user_id": "u1", "email": "nope"}}, "recipient.email", "invalid_email"),
+        ({"recipient": {"user_id": "u1", "phone": "12345"}}, "recipient.phone", "invalid_phone"),
+        ({"recipient": {"user_id": "u1", "timezone": "Mars/Olympus"}}, "recipient.timezone", "invalid_timezone"),
+    ],
+)
+def test_bad_fields_are_named(api, change, field, code):
+    body = send_body("u1")
+    for key, value in change.items():
+        if value is None:
+            body.pop(key)
+        else:
+            body[key] = value
+    response = api.post(URL, body, format="json")
+    assert response.status_code == 400, response.json()
+    assert field in fields_of(response)
+    assert code in [error["code"] for error in response.json()["errors"]]
+    assert nothing_written()
+
+
+def test_send_at_more_than_seven_days_ahead(api):
+    response = api.post(URL, send_body("u1", send_at=later(days=7, minutes=5)), format="json")
+    assert response.status_code == 400
+    assert fields_of(response) == ["send_at"]
+    assert api.post(URL, send_body("u1", send_at=later(days=6)), format="json").status_code == 202
+
+
+def test_explicit_channel_without_template_is_refused(api):
+    from templates_app.models import Template
+
+    Template.objects.filter(type_key="promotion", channel="sms").delete()
+    response = api.post(URL, send_body("u1", type="promotion", channels=["sms"]), format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "no_template"
+    assert nothing_written()
+
+
+def test_invalid_json_and_wrong_content_type(api):
+    broken = api.generic("POST", URL, '{"user_id": "u1",', content_type="application/json")
+    assert broken.status_code == 400
+    assert fields_of(broken) == ["body"]
+    assert broken.json()["errors"][0]["code"] == "json_invalid"
+
+    not_object = api.generic("POST", URL, "[1, 2]", content_type="application/json")
+    assert not_object.status_code == 400
+
+    form = api.post(URL, {"user_id": "u1"})  # multipart
+    assert form.status_code == 415
+    assert nothing_written()
+
+
+def test_several_problems_are_all_reported(api):
+    response = api.post(URL, {"type": "order_shipped", "priority": "urgent", "extra": True}, format="json")
+    assert response.status_code == 400
+    assert set(fields_of(response)) >= {"priority", "idempotency_key", "extra"}
+    assert "(and" in response.json()["message"]
+
+
+def test_errors_do_not_echo_submitted_values(api):
+    response = api.post(URL, send_body("u1", recipient={"user_id": "u1", "email": "secret-value"}), format="json")
+    assert response.status_code == 400
+    assert "secret-value" not in response.content.decode()
+
+
+def test_unknown_api_path_is_a_json_404(api):
+    response = api.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_method_not_allowed_is_json(api):
+    response = api.delete(URL)
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
