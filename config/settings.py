@@ -352,6 +352,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
-        "celery": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
+        # One line per task received/succeeded: useful when debugging, noise at volume.
+        "celery.app.trace": {"level": env("CELERY_TASK_LOG_LEVEL", "WARNING")},
+        "celery.worker.strategy": {"level": env("CELERY_TASK_LOG_LEVEL", "WARNING")},
     },
 }

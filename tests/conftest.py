@@ -48,3 +48,20 @@ def api(api_key) -> APIClient:
 @pytest.fixture
 def shards() -> list[str]:
     return list(settings.SHARD_ALIASES)
+
+
+@pytest.fixture
+def run_on_commit():
+    """Context manager running on_commit callbacks of every database (tests run in a transaction)."""
+    from contextlib import ExitStack, contextmanager
+
+    from django.test import TestCase
+
+    @contextmanager
+    def capture():
+        with ExitStack() as stack:
+            for alias in settings.DATABASES:
+                stack.enter_context(TestCase.captureOnCommitCallbacks(using=alias, execute=True))
+            yield
+
+    return capture

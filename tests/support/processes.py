@@ -59,6 +59,7 @@ def service_env(**extra: str) -> dict[str, str]:
         CONFIG_CACHE_SECONDS="0",
         DB_POOL_MAX="4",
         PYTHONUNBUFFERED="1",
+        CELERY_TASK_LOG_LEVEL="INFO",
     )
     env.update(extra)
     return env
@@ -123,7 +124,11 @@ def start_worker(tmp_path: Path, queues: list[str], *, concurrency: int = 1, **e
         "--loglevel", "INFO",
     ]  # fmt: skip
     process = ManagedProcess(argv, service_env(**env), tmp_path / f"{name}.log")
-    process.wait_for_log(" ready.", timeout=60)
+    try:
+        process.wait_for_log(" ready.", timeout=60)
+    except BaseException:
+        process.kill_group()  # never leave a worker consuming the next test's queues
+        raise
     return process
 
 
@@ -142,7 +147,11 @@ def start_daphne(tmp_path: Path, **env: str) -> tuple[ManagedProcess, str]:
         except OSError:
             return False
 
-    wait_for(healthy, timeout=60, message="daphne to listen")
+    try:
+        wait_for(healthy, timeout=60, message="daphne to listen")
+    except BaseException:
+        process.kill_group()
+        raise
     return process, base
 
 
