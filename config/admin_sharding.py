@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
+from config.db_router import pinned_shard
 from config.sharding import USER_ID_PATTERN, parse_routable_id, shard_aliases, shard_for_id, shard_for_user
 
 
@@ -74,6 +76,36 @@ class ShardedModelAdmin(admin.ModelAdmin):
     def object_shard(self, object_id: str) -> str | None:
         routable = parse_routable_id(object_id)
         return shard_for_id(routable) if routable is not None else None
+
+    def _write_shard(self, request, object_id) -> str:
+        """The shard a POST to the change or delete view writes to."""
+        if object_id is not None:
+            alias = self.object_shard(object_id)
+            if alias is not None:
+                return alias
+        user_id = (request.POST.get("user_id") or "").strip()
+        if USER_ID_PATTERN.match(user_id):
+            return shard_for_user(user_id)
+        return shard_aliases()[0]  # nothing to write (e.g. the form is invalid)
+
+    # Django's admin opens its transaction with router.db_for_write(model), which cannot
+    # know the shard; open it on the object's shard instead.
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        alias = self._write_shard(request, object_id)
+        with pinned_shard(alias):
+            if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+                return self._changeform_view(request, object_id, form_url, extra_context)
+            with transaction.atomic(using=alias):
+                return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        alias = self._write_shard(request, object_id)
+        with pinned_shard(alias), transaction.atomic(using=alias):
+            return self._delete_view(request, object_id, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        with pinned_shard(self.shard_for_request(request)):
+            return super().changelist_view(request, extra_context)
 
     def get_object(self, request, object_id, from_field=None):
         alias = self.object_shard(object_id)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS
 
@@ -10,6 +14,23 @@ from config.sharding import USER_ID_PATTERN, shard_aliases, shard_for_user
 
 class ShardNotChosen(LookupError):
     """A sharded model was queried without saying which shard."""
+
+
+_pinned_shard: ContextVar[str | None] = ContextVar("pinned_shard", default=None)
+
+
+@contextmanager
+def pinned_shard(alias: str) -> Iterator[None]:
+    """Route unqualified queries of sharded models to ``alias`` inside this block.
+
+    For framework code that queries through ``_default_manager`` without naming a database
+    (admin forms' uniqueness checks, deletion collectors); service code names its shard.
+    """
+    token = _pinned_shard.set(alias)
+    try:
+        yield
+    finally:
+        _pinned_shard.reset(token)
 
 
 def is_sharded_model(model) -> bool:
@@ -36,6 +57,9 @@ class ShardRouter:
             user_id = getattr(instance, "user_id", None)
             if isinstance(user_id, str) and USER_ID_PATTERN.match(user_id):
                 return shard_for_user(user_id)
+        pinned = _pinned_shard.get()
+        if pinned is not None:
+            return pinned
         raise ShardNotChosen(
             f"{model.__name__} lives on the user shards; use {model.__name__}.objects.for_user(), "
             ".for_id() or .using(alias)"

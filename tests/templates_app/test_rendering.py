@@ -1,0 +1,58 @@
+"""Rendering templates with notification data."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from templates_app.models import Template
+from templates_app.rendering import MissingVariables, compile_template, render_channel, template_catalog
+
+pytestmark = pytest.mark.django_db
+
+
+def template(**fields) -> Template:
+    defaults = {"type_key": "t", "channel": "email", "subject": "Hi {{ name }}", "body": "Total {{ total }}", "html": "<p>{{ name }}</p>"}
+    defaults.update(fields)
+    return Template(**defaults)
+
+
+def test_email_renders_subject_text_and_escaped_html():
+    payload = compile_template(template()).render({"name": "<b>Ada</b> & co", "total": "5 €"})
+    assert payload == {"subject": "Hi <b>Ada</b> & co", "text": "Total 5 €", "html": "<p>&lt;b&gt;Ada&lt;/b&gt; &amp; co</p>"}
+
+
+def test_each_channel_gets_its_own_fields():
+    data = {"name": "Ada", "total": 3, "id": 7}
+    assert compile_template(template(channel="sms", subject="", html="")).render(data) == {"body": "Total 3"}
+    push = compile_template(template(channel="push", html="", action_url="/o/{{ id }}")).render(data)
+    assert push == {"title": "Hi Ada", "body": "Total 3", "action_url": "/o/7"}
+
+
+def test_missing_variables_are_named():
+    with pytest.raises(MissingVariables) as caught:
+        compile_template(template()).render({"unrelated": 1})
+    assert caught.value.channel == "email"
+    assert caught.value.names == ["name", "total"]
+
+
+def test_filters_and_conditionals_work():
+    t = template(subject="{{ name|upper }}", body="{% if vip %}VIP {% endif %}{{ total|floatformat:2 }}", html="")
+    assert compile_template(t).render({"name": "ada", "total": 3, "vip": True}) == {"subject": "ADA", "text": "VIP 3.00"}
+
+
+def test_syntax_errors_are_reported_on_the_field():
+    with pytest.raises(ValidationError) as caught:
+        template(body="{% if %}").full_clean()
+    assert "body" in caught.value.message_dict
+
+
+def test_catalog_sees_saved_changes_at_once():
+    Template.objects.create(type_key="welcome", channel="inapp", subject="Hello", body="v1")
+    assert render_channel("welcome", "inapp", {})["body"] == "v1"
+    Template.objects.filter(type_key="welcome").update(body="v2")  # bypasses signals: cached
+    assert render_channel("welcome", "inapp", {})["body"] == "v1"
+    template_row = Template.objects.get(type_key="welcome")
+    template_row.body = "v3"
+    template_row.save()
+    assert render_channel("welcome", "inapp", {})["body"] == "v3"
+    assert render_channel("welcome", "sms", {}) is None
+    template_catalog.clear()
