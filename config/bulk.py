@@ -1,46 +1,98 @@
-"""Insert many plain rows at once: COPY on PostgreSQL, executemany on other backends.
+"""Insert many plain rows at once, in as few round trips as the backend allows.
 
-The send path writes several rows per notification; building model instances and letting
-the ORM compile an INSERT costs far more per row than the database does. Rows here are
-tuples of Python values in ``columns`` order (dicts for JSON columns).
+The send path writes several rows per notification into several tables; building model
+instances and letting the ORM compile INSERTs costs far more per row than the database does.
+Rows here are tuples of Python values in ``columns`` order (dicts for JSON columns).
+
+On PostgreSQL, small batches (a single send) go out as INSERTs in one pipeline — one round
+trip for every table — and large batches (bulk sends) use COPY, the fastest way in.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from django.db import connections, models
 
+# Below this many rows in all, pipelined INSERTs beat COPY (which costs two round trips
+# per table before the first row is in).
+COPY_THRESHOLD = 64
 
-def bulk_insert(alias: str, model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    if not rows:
-        return
-    connection = connections[alias]
-    meta = model._meta
-    fields = [meta.get_field(name) for name in columns]
-    db_columns = [field.column for field in fields]
+
+@dataclass(frozen=True)
+class Rows:
+    model: type[models.Model]
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+
+
+def _layout(connection, batch: Rows):
+    meta = batch.model._meta
+    fields = [meta.get_field(name) for name in batch.columns]
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    column_sql = ", ".join(quote(c) for c in db_columns)
-    if connection.vendor == "postgresql":
-        from psycopg.types.json import Jsonb
+    column_sql = ", ".join(quote(field.column) for field in fields)
+    return fields, table, column_sql
 
-        json_positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
-        # The raw psycopg cursor bypasses Django's error translation; restore it so callers
-        # catch django.db.IntegrityError as with any other query.
-        with connection.cursor() as cursor, connection.wrap_database_errors:
-            with cursor.cursor.copy(f"COPY {table} ({column_sql}) FROM STDIN") as copy:
-                if json_positions:
-                    for row in rows:
-                        row = list(row)
-                        for i in json_positions:
-                            row[i] = Jsonb(row[i])
-                        copy.write_row(row)
-                else:
-                    for row in rows:
-                        copy.write_row(row)
+
+def _json_ready(fields, rows):
+    from psycopg.types.json import Jsonb
+
+    positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
+    if not positions:
+        return rows
+    ready = []
+    for row in rows:
+        row = list(row)
+        for i in positions:
+            row[i] = Jsonb(row[i])
+        ready.append(row)
+    return ready
+
+
+def insert_rows(alias: str, batches: Sequence[Rows]) -> None:
+    """Insert every batch on ``alias`` (call inside the caller's transaction)."""
+    batches = [batch for batch in batches if batch.rows]
+    if not batches:
         return
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        for batch in batches:
+            _insert_generic(connection, batch)
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    raw = connection.connection
+    total = sum(len(batch.rows) for batch in batches)
+    # The raw psycopg objects bypass Django's error translation; restore it so callers
+    # catch django.db.IntegrityError as with any other query.
+    with connection.wrap_database_errors:
+        if total <= COPY_THRESHOLD:
+            with raw.pipeline(), psycopg.Cursor(raw) as cursor:
+                for batch in batches:
+                    fields, table, column_sql = _layout(connection, batch)
+                    placeholders = ", ".join(["%s"] * len(fields))
+                    cursor.executemany(
+                        f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders})", _json_ready(fields, batch.rows)
+                    )
+            return
+        with raw.cursor() as cursor:
+            for batch in batches:
+                fields, table, column_sql = _layout(connection, batch)
+                with cursor.copy(f"COPY {table} ({column_sql}) FROM STDIN") as copy:
+                    for row in _json_ready(fields, batch.rows):
+                        copy.write_row(row)
+
+
+def _insert_generic(connection, batch: Rows) -> None:
+    fields, table, column_sql = _layout(connection, batch)
     placeholders = ", ".join(["%s"] * len(fields))
-    prepared = [[field.get_db_prep_save(value, connection) for field, value in zip(fields, row)] for row in rows]
+    prepared = [[field.get_db_prep_save(value, connection) for field, value in zip(fields, row)] for row in batch.rows]
     with connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders})", prepared)
+
+
+def bulk_insert(alias: str, model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    insert_rows(alias, [Rows(model, columns, rows)])

@@ -16,6 +16,8 @@ from cachetools import TTLCache
 from django.conf import settings
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import Template as DjangoTemplate
+from django.template.base import TextNode, Variable, VariableNode
+from django.utils.html import escape
 
 _MISSING = "\x00missing:%s\x00"
 _MISSING_RE = re.compile("\x00missing:(.*?)\x00")
@@ -45,22 +47,72 @@ def compile_source(source: str) -> DjangoTemplate:
     return _engine.from_string(source)
 
 
+def _simple_parts(template: DjangoTemplate) -> tuple[tuple[bool, str], ...] | None:
+    """``((is_variable, text_or_name), ...)`` when the template is only text and plain
+    ``{{ name }}`` variables (the common case); None when it needs the full engine."""
+    parts = []
+    for node in template.nodelist:
+        if isinstance(node, TextNode):
+            parts.append((False, node.s))
+        elif isinstance(node, VariableNode):
+            expression = node.filter_expression
+            var = expression.var
+            if expression.filters or not isinstance(var, Variable) or var.literal is not None:
+                return None
+            if len(var.lookups) != 1:
+                return None
+            parts.append((True, var.lookups[0]))
+        else:
+            return None
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class CompiledField:
+    key: str
+    template: DjangoTemplate
+    parts: tuple[tuple[bool, str], ...] | None
+
+    def render(self, data: Mapping[str, Any], missing: list[str]) -> str:
+        html = self.key in _HTML_FIELDS
+        if self.parts is not None:
+            # Fast path, equal to Django's output for string values (tested against it):
+            # a plain variable renders as the string, escaped in HTML.
+            out = []
+            for is_variable, text in self.parts:
+                if not is_variable:
+                    out.append(text)
+                    continue
+                value = data.get(text, _ABSENT)
+                if value is _ABSENT:
+                    missing.append(text)
+                elif type(value) is str:
+                    out.append(escape(value) if html else value)
+                else:
+                    break  # numbers, lists...: Django's formatting rules apply
+            else:
+                return "".join(out)
+        text = self.template.render(Context(data, autoescape=html))
+        if "\x00" in text:
+            missing.extend(_MISSING_RE.findall(text))
+        return text
+
+
+_ABSENT = object()
+
+
 @dataclass(frozen=True)
 class CompiledTemplate:
     type_key: str
     channel: str
-    fields: tuple[tuple[str, DjangoTemplate | None], ...]  # (payload key, compiled or None)
+    fields: tuple[CompiledField, ...]
 
     def render(self, data: Mapping[str, Any]) -> dict[str, str]:
         payload: dict[str, str] = {}
         missing: list[str] = []
-        for key, template in self.fields:
-            if template is None:
-                continue
-            text = template.render(Context(data, autoescape=key in _HTML_FIELDS))
-            if "\x00" in text:
-                missing.extend(_MISSING_RE.findall(text))
-            payload[key] = text.strip() if key not in _HTML_FIELDS else text
+        for field in self.fields:
+            text = field.render(data, missing)
+            payload[field.key] = text if field.key in _HTML_FIELDS else text.strip()
         if missing:
             raise MissingVariables(self.channel, missing)
         return payload
@@ -71,7 +123,9 @@ def compile_template(template) -> CompiledTemplate:
     fields = []
     for key, source_field in _CHANNEL_FIELDS[template.channel]:
         source = getattr(template, source_field)
-        fields.append((key, compile_source(source) if source else None))
+        if source:
+            compiled = compile_source(source)
+            fields.append(CompiledField(key, compiled, _simple_parts(compiled)))
     return CompiledTemplate(template.type_key, template.channel, tuple(fields))
 
 

@@ -38,17 +38,22 @@ def publish_deliveries(alias: str, deliveries: Iterable[tuple[uuid.UUID, str, st
     the caller never sees the failure (its notifications are safely stored).
     """
     batches = _batches(deliveries)
-    published = 0
+    if not batches:
+        return 0
     try:
-        with celery_app.producer_or_acquire() as producer:
+        with celery_app.producer_or_acquire() as producer, producer.batch():
+            # On Redis, kombu buffers these in one pipeline flushed when the batch closes:
+            # one round trip for every task of this shard, all or nothing.
             for queue, ids in batches:
-                celery_app.send_task(DELIVER_TASK, args=[ids], queue=queue, producer=producer)
-                published += 1
+                celery_app.send_task(
+                    DELIVER_TASK, args=[ids], queue=queue, producer=producer, argsrepr=f"[{len(ids)} deliveries]"
+                )
     except Exception:
-        left = [delivery_id for _, ids in batches[published:] for delivery_id in ids]
+        left = [delivery_id for _, ids in batches for delivery_id in ids]
         logger.warning("broker unavailable: %d deliveries on %s left for the sweep", len(left), alias, exc_info=True)
         mark_unpublished(alias, left)
-    return published
+        return 0
+    return len(batches)
 
 
 def mark_unpublished(alias: str, delivery_ids: list[str]) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from config.bulk import bulk_insert
+from config.bulk import Rows, insert_rows
 from delivery.models import Delivery, DeliveryStatus
 
 _COLUMNS = (
@@ -49,14 +49,13 @@ class PlannedDelivery:
         return self.status == DeliveryStatus.QUEUED
 
 
-def insert_planned(alias: str, planned: Sequence[PlannedDelivery], now: datetime) -> None:
-    """Write planned deliveries on ``alias``; call inside the send transaction.
+def delivery_rows(planned: Sequence[PlannedDelivery], now: datetime) -> Rows:
+    """Planned deliveries as rows to insert inside the send transaction.
 
     Queued rows are stamped published now: the publish follows the commit, and only a failed
     publish clears the stamp, which is what the sweep looks for.
     """
-    bulk_insert(
-        alias,
+    return Rows(
         Delivery,
         _COLUMNS,
         [
@@ -82,3 +81,7 @@ def insert_planned(alias: str, planned: Sequence[PlannedDelivery], now: datetime
             for p in planned
         ],
     )
+
+
+def insert_planned(alias: str, planned: Sequence[PlannedDelivery], now: datetime) -> None:
+    insert_rows(alias, [delivery_rows(planned, now)])

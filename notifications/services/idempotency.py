@@ -24,9 +24,36 @@ from config.redis import get_redis
 logger = logging.getLogger(__name__)
 
 PENDING_TTL_SECONDS = 60
+# One round trip per batch, whatever its size (a bulk request reserves up to 1000 keys; as
+# separate pipelined commands the client-side cost per key dominated the whole request).
+# Returns, per key, false if this call took it, else the value already there.
+_RESERVE = """
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('set', key, ARGV[i + 1], 'NX', 'EX', ttl) then
+    out[i] = false
+  else
+    out[i] = redis.call('get', key) or ''
+  end
+end
+return out
+"""
+_FINALIZE = """
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('set', key, ARGV[i + 1], 'EX', ttl)
+end
+return #KEYS
+"""
 _RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
+local released = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[i] then
+    released = released + redis.call('del', key)
+  end
+end
+return released
 """
 
 
@@ -77,7 +104,7 @@ StoredLookup = Callable[[Sequence[KeyRequest]], dict[str, tuple[uuid.UUID, str, 
 def reserve(
     client_id: int, requests: Sequence[KeyRequest], lookup_stored: StoredLookup | None = None
 ) -> list[Reservation] | None:
-    """Reserve every key (pipelined); None when Redis is unavailable.
+    """Reserve every key in one round trip; None when Redis is unavailable.
 
     ``lookup_stored`` answers, for keys another request holds, whether the database already
     has their notification ``{key: (id, fingerprint, outcome)}``: the holder may have
@@ -91,30 +118,23 @@ def reserve(
     deadline = time.monotonic() + settings.IDEMPOTENCY_WAIT_SECONDS
     pause = 0.005
     try:
+        reserve_script = client.register_script(_RESERVE)
         while waiting:
-            pipe = client.pipeline(transaction=False)
-            for i in waiting:
-                pipe.set(_redis_key(client_id, requests[i].key), _pending(requests[i]), nx=True, ex=PENDING_TTL_SECONDS)
-            taken = pipe.execute()
-            lost = []
-            for i, ok in zip(waiting, taken):
-                if ok:
+            values = reserve_script(
+                keys=[_redis_key(client_id, requests[i].key) for i in waiting],
+                args=[PENDING_TTL_SECONDS, *(_pending(requests[i]) for i in waiting)],
+            )
+            still = []
+            for i, value in zip(waiting, values):
+                if value is None:  # Lua false: this call took the key
                     results[i] = Reservation(Verdict.OWNED, requests[i].proposed_id)
-                else:
-                    lost.append(i)
-            if not lost:
-                break
-            pipe = client.pipeline(transaction=False)
-            for i in lost:
-                pipe.get(_redis_key(client_id, requests[i].key))
-            values = pipe.execute()
-            waiting = []
-            for i, value in zip(lost, values):
-                judged = _judge(value, requests[i])
+                    continue
+                judged = _judge(value or None, requests[i])
                 if judged is None:
-                    waiting.append(i)
+                    still.append(i)
                 else:
                     results[i] = judged
+            waiting = still
             if waiting and lookup_stored is not None:
                 stored = lookup_stored([requests[i] for i in waiting])
                 still = []
@@ -147,14 +167,13 @@ def finalize(client_id: int, done: Sequence[tuple[KeyRequest, uuid.UUID, str]]) 
     if client is None or not done:
         return
     try:
-        pipe = client.pipeline(transaction=False)
-        for request, notification_id, outcome in done:
-            pipe.set(
-                _redis_key(client_id, request.key),
-                f"d|{notification_id}|{request.fingerprint}|{outcome}",
-                ex=settings.IDEMPOTENCY_TTL_SECONDS,
-            )
-        pipe.execute()
+        client.register_script(_FINALIZE)(
+            keys=[_redis_key(client_id, request.key) for request, _, _ in done],
+            args=[
+                settings.IDEMPOTENCY_TTL_SECONDS,
+                *(f"d|{notification_id}|{request.fingerprint}|{outcome}" for request, notification_id, outcome in done),
+            ],
+        )
     except redis.RedisError:
         # The pending values expire; the database constraint answers repeats meanwhile.
         logger.warning("could not record %d idempotency keys as done", len(done), exc_info=True)
@@ -167,10 +186,8 @@ def release(client_id: int, held: Sequence[tuple[KeyRequest, Reservation | None]
     if client is None or not owned:
         return
     try:
-        script = client.register_script(_RELEASE)
-        pipe = client.pipeline(transaction=False)
-        for request in owned:
-            script(keys=[_redis_key(client_id, request.key)], args=[_pending(request)], client=pipe)
-        pipe.execute()
+        client.register_script(_RELEASE)(
+            keys=[_redis_key(client_id, request.key) for request in owned], args=[_pending(request) for request in owned]
+        )
     except redis.RedisError:
         logger.warning("could not release %d idempotency keys", len(owned), exc_info=True)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db import connections
+
 from config.sharding import bucket_for, new_id
 from delivery.models import DeliveryStatus
 from delivery.services.records import PlannedDelivery
@@ -72,9 +74,35 @@ NOTIFICATION_COLUMNS = (
 INBOX_COLUMNS = ("notification_id", "user_id", "type_key", "category", "title", "body", "action_url", "created_at", "visible_at")
 
 
+def _recipient_sql(connection) -> str:
+    quote = connection.ops.quote_name
+    meta = Recipient._meta
+    columns = ", ".join(quote(meta.get_field(name).column) for name in ("user_id", *RECIPIENT_FIELDS))
+    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote('user_id')} IN (%s)"
+
+
 def load_recipients(alias: str, user_ids: set[str]) -> dict[str, dict[str, Any]]:
-    rows = Recipient.objects.using(alias).filter(user_id__in=user_ids).values("user_id", *RECIPIENT_FIELDS)
-    return {row["user_id"]: row for row in rows}
+    """Contact facts per user id, in one query. Plain SQL: this runs on every send, and the
+    ORM's query compilation costs more than the indexed lookup itself."""
+    if not user_ids:
+        return {}
+    connection = connections[alias]
+    sql = _recipient_sql(connection) % ", ".join(["%s"] * len(user_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(user_ids))
+        rows = cursor.fetchall()
+    recipients = {}
+    for user_id, email, email_verified, email_bounced, phone, phone_verified, locale, tz in rows:
+        recipients[user_id] = {
+            "email": email,
+            "email_verified": bool(email_verified),
+            "email_bounced": bool(email_bounced),
+            "phone": phone,
+            "phone_verified": bool(phone_verified),
+            "locale": locale,
+            "timezone": tz,
+        }
+    return recipients
 
 
 def recipient_facts(stored: dict[str, Any] | None, prepared: PreparedSend) -> dict[str, Any]:

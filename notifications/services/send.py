@@ -21,10 +21,10 @@ from typing import Sequence
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from config.bulk import bulk_insert
+from config.bulk import Rows, insert_rows
 from config.sharding import new_id_for_user, shard_for_id, shard_for_user
 from delivery.services.publishing import publish_deliveries
-from delivery.services.records import insert_planned
+from delivery.services.records import delivery_rows
 from delivery.services.status import channel_summaries
 from notifications.errors import ApiError, FieldProblem
 from notifications.models import InboxItem, Notification
@@ -283,9 +283,14 @@ def _plan_shard(alias, items: list[PreparedSend], client_id: int, now, field_pre
 def _write(alias: str, client_id: int, planned: list[PlannedNotification], now: datetime) -> None:
     with transaction.atomic(using=alias):
         upsert_inline_recipients(alias, planned, now)
-        bulk_insert(alias, Notification, NOTIFICATION_COLUMNS, [p.notification_row for p in planned])
-        insert_planned(alias, [d for p in planned for d in p.deliveries], now)
-        bulk_insert(alias, InboxItem, INBOX_COLUMNS, [p.inbox_row for p in planned if p.inbox_row])
+        insert_rows(
+            alias,
+            [
+                Rows(Notification, NOTIFICATION_COLUMNS, [p.notification_row for p in planned]),
+                delivery_rows([d for p in planned for d in p.deliveries], now),
+                Rows(InboxItem, INBOX_COLUMNS, [p.inbox_row for p in planned if p.inbox_row]),
+            ],
+        )
         transaction.on_commit(partial(_after_commit, alias, client_id, planned), using=alias)
 
 

@@ -3,6 +3,7 @@ durability when the broker is down or a worker is killed, and strict priority or
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -134,16 +135,17 @@ def kill_mid_send(api, shards, workers, *, whole_worker: bool):
         children = worker.children()
         assert children, "prefork worker has a child process"
         for pid in children:
-            __import__("os").kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
     assert ConsoleMessage.objects.filter(notification_id=notification_id).count() == 0
     return notification_id, worker
 
 
 def recover(notification_id: str) -> None:
-    """What beat does every second: after the lease expires, the sweep hands the delivery out."""
+    """Once the lease has expired, whichever comes first sends it: the redelivered task (when
+    the pool noticed the dead child late) or the sweep that beat runs every second."""
     (delivery,) = deliveries(notification_id)
     wait_for(lambda: time.time() > delivery.lease_expires_at.timestamp() + 0.2, timeout=10)
-    assert sweep().total == 1
+    sweep()
     wait_for(lambda: statuses(notification_id) == {"email": "sent"}, timeout=30, message="sent after recovery")
     time.sleep(1.5)  # room for a wrong second send to show up
 

@@ -56,3 +56,50 @@ def test_catalog_sees_saved_changes_at_once():
     assert render_channel("welcome", "inapp", {})["body"] == "v3"
     assert render_channel("welcome", "sms", {}) is None
     template_catalog.clear()
+
+
+FAST_PATH_CASES = [
+    ("Hi {{ name }}", {"name": "Ada"}),
+    ("<p>{{ name }} &amp; {{ other }}</p>", {"name": "<script>'x'</script>", "other": 'a"b&c'}),
+    ("{{ a }}{{ b }}{{ a }}", {"a": "x", "b": "é ☃ 中"}),
+    ("no variables at all", {}),
+    ("{{ n }} items", {"n": 3}),  # int: falls back to Django
+    ("{{ price }}", {"price": 2.5}),
+    ("{{ flag }} / {{ nothing }}", {"flag": True, "nothing": None}),
+    ("{{ items }}", {"items": ["a", "<b>"]}),
+    ("{{ user.name }}", {"user": {"name": "<Z>"}}),  # dotted: Django
+    ("{{ name|upper }}", {"name": "ada"}),  # filter: Django
+    ("{% if name %}{{ name }}{% endif %}", {"name": "<i>"}),  # tag: Django
+]
+
+
+@pytest.mark.parametrize("source, data", FAST_PATH_CASES)
+@pytest.mark.parametrize("html", [False, True])
+def test_fast_path_renders_exactly_like_django(source, data, html):
+    from django.template import Context
+
+    from templates_app.rendering import CompiledField, _simple_parts, compile_source
+
+    compiled = compile_source(source)
+    key = "html" if html else "body"
+    fast = CompiledField(key, compiled, _simple_parts(compiled)).render(data, missing := [])
+    reference = compiled.render(Context(data, autoescape=html))
+    assert fast == reference
+    assert missing == []
+
+
+def test_fast_path_is_taken_for_plain_templates_only():
+    from templates_app.rendering import _simple_parts, compile_source
+
+    assert _simple_parts(compile_source("Hi {{ name }}, see {{ url }}")) == (
+        (False, "Hi "), (True, "name"), (False, ", see "), (True, "url")
+    )  # fmt: skip
+    for source in ("{{ a.b }}", "{{ a|lower }}", "{% if a %}x{% endif %}", '{{ "literal" }}', "{{ 5 }}"):
+        assert _simple_parts(compile_source(source)) is None
+
+
+def test_missing_variables_are_named_on_both_paths():
+    for body in ("Hi {{ name }} {{ total }}", "Hi {{ name|upper }} {{ total|default_if_none:'' }}"):
+        with pytest.raises(MissingVariables) as caught:
+            compile_template(template(subject="", html="", body=body)).render({})
+        assert caught.value.names == ["name", "total"]
