@@ -53,6 +53,7 @@ ENV = {
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
+from bench import cpu  # noqa: E402
 from bench.loadgen import closed_loop, fixed_rate  # noqa: E402
 
 
@@ -208,27 +209,43 @@ def bulk_body(run_id: str, size: int):
     return make
 
 
-def measure_api(port: int, key: str, args) -> dict:
+def measure_api(port: int, key: str, args, web_pids: list[int]) -> dict:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     send, bulk = "/api/v1/notifications", "/api/v1/notifications/bulk"
+
+    async def with_cpu(coroutine):
+        before = cpu.snapshot(web_pids)
+        result = await coroutine
+        summary = result.summary()
+        used = cpu.delta(before, cpu.snapshot(web_pids))
+        summary["cpu_seconds"] = used
+        if summary["items_ok"]:
+            summary["cpu_us_per_item"] = {k: round(v / summary["items_ok"] * 1e6, 1) for k, v in used.items()}
+        return summary
 
     async def run() -> dict:
         warm = await closed_loop("127.0.0.1", port, send, single_body("warm"), headers, concurrency=4, duration=3)
         warm_bulk = await closed_loop(
             "127.0.0.1", port, bulk, bulk_body("warmbulk", 1000), headers, concurrency=1, duration=3, items_per_request=1000
         )
-        at_rate = await fixed_rate("127.0.0.1", port, send, single_body("rate"), headers, rate=args.rate, duration=args.duration)
-        saturated = await closed_loop("127.0.0.1", port, send, single_body("max"), headers, concurrency=args.concurrency, duration=args.duration)
-        bulk_run = await closed_loop(
-            "127.0.0.1", port, bulk, bulk_body("bulk", 1000), headers, concurrency=args.bulk_concurrency,
-            duration=args.duration, items_per_request=1000,
+        at_rate = await with_cpu(
+            fixed_rate("127.0.0.1", port, send, single_body("rate"), headers, rate=args.rate, duration=args.duration)
+        )
+        saturated = await with_cpu(
+            closed_loop("127.0.0.1", port, send, single_body("max"), headers, concurrency=args.concurrency, duration=args.duration)
+        )
+        bulk_run = await with_cpu(
+            closed_loop(
+                "127.0.0.1", port, bulk, bulk_body("bulk", 1000), headers, concurrency=args.bulk_concurrency,
+                duration=args.duration, items_per_request=1000,
+            )
         )  # fmt: skip
         return {
             "warmup_single": warm.summary(),
             "warmup_bulk": warm_bulk.summary(),
-            f"single_at_{int(args.rate)}_per_s": at_rate.summary(),
-            f"single_closed_loop_{args.concurrency}": saturated.summary(),
-            f"bulk_1000_closed_loop_{args.bulk_concurrency}": bulk_run.summary(),
+            f"single_at_{int(args.rate)}_per_s": at_rate,
+            f"single_closed_loop_{args.concurrency}": saturated,
+            f"bulk_1000_closed_loop_{args.bulk_concurrency}": bulk_run,
         }
 
     return asyncio.run(run())
@@ -253,6 +270,16 @@ def table(results: dict, args) -> str:
         ("  achieved rate, errors", f"{rate['requests_per_s']} req/s, {rate['errors'] + rate['requests'] - rate['ok']} failed", ""),
         (f"Single send max sustained ({args.concurrency} connections)", f"{sat['requests_per_s']} req/s (p50 {sat['p50_ms']} ms, p99 {sat['p99_ms']} ms)", ""),
         (f"Bulk 1000 items ({args.bulk_concurrency} concurrent)", f"{bulk['items_per_s']:.0f} notifications/s (p50 {bulk['p50_ms']} ms per request)", "≥ 10,000 notifications/s"),
+        (
+            "CPU µs per notification, bulk (web / PostgreSQL / Redis)",
+            " / ".join(str(bulk.get("cpu_us_per_item", {}).get(k, "?")) for k in ("web", "postgres", "redis")),
+            "",
+        ),
+        (
+            "CPU µs per request, single max (web / PostgreSQL / Redis)",
+            " / ".join(str(sat.get("cpu_us_per_item", {}).get(k, "?")) for k in ("web", "postgres", "redis")),
+            "",
+        ),
         ("Redis SET, 50 clients / pipelined ×16", f"{redis['set_ops_per_s']:.0f} / {redis['set_ops_per_s_pipelined_16']:.0f} ops/s", "limit"),
         ("PostgreSQL COPY (delivery rows)", f"{pg['copy_rows_per_s']} rows/s", "limit"),
         ("PostgreSQL 1-row INSERT txns (pgbench, 16 clients)", f"{pg['insert_txn_per_s_16_clients']} txn/s", "limit"),
@@ -283,7 +310,7 @@ def main() -> None:
     procs, port = start_web(args.web_processes, args.server, args.threads)
     try:
         print(f"measuring the API ({args.server}, {args.web_processes} process(es), {args.duration:.0f} s per phase)...", flush=True)
-        api = measure_api(port, key, args)
+        api = measure_api(port, key, args, [proc.pid for proc in procs])
     finally:
         for proc in procs:
             proc.terminate()

@@ -10,6 +10,7 @@ trip for every table — and large batches (bulk sends) use COPY, the fastest wa
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -18,6 +19,14 @@ from django.db import connections, models
 # Below this many rows in all, pipelined INSERTs beat COPY (which costs two round trips
 # per table before the first row is in).
 COPY_THRESHOLD = 64
+
+
+class JsonText(str):
+    """A JSON column value already serialized (the send path has the text at hand)."""
+
+
+def json_text(value: Any, *, sort_keys: bool = False) -> JsonText:
+    return JsonText(json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys))
 
 
 @dataclass(frozen=True)
@@ -37,18 +46,24 @@ def _layout(connection, batch: Rows):
 
 
 def _json_ready(fields, rows):
+    """Wrap JSON values for psycopg, unless they are JsonText, which COPY takes as is."""
     from psycopg.types.json import Jsonb
 
     positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
-    if not positions:
+    if not positions or not rows or all(isinstance(rows[0][i], JsonText) for i in positions):
         return rows
     ready = []
     for row in rows:
         row = list(row)
         for i in positions:
-            row[i] = Jsonb(row[i])
+            if not isinstance(row[i], JsonText):
+                row[i] = Jsonb(row[i])
         ready.append(row)
     return ready
+
+
+def _placeholders(fields) -> str:
+    return ", ".join("%s::jsonb" if isinstance(field, models.JSONField) else "%s" for field in fields)
 
 
 def insert_rows(alias: str, batches: Sequence[Rows]) -> None:
@@ -73,9 +88,9 @@ def insert_rows(alias: str, batches: Sequence[Rows]) -> None:
             with raw.pipeline(), psycopg.Cursor(raw) as cursor:
                 for batch in batches:
                     fields, table, column_sql = _layout(connection, batch)
-                    placeholders = ", ".join(["%s"] * len(fields))
                     cursor.executemany(
-                        f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders})", _json_ready(fields, batch.rows)
+                        f"INSERT INTO {table} ({column_sql}) VALUES ({_placeholders(fields)})",
+                        _json_ready(fields, batch.rows),
                     )
             return
         with raw.cursor() as cursor:
@@ -89,7 +104,13 @@ def insert_rows(alias: str, batches: Sequence[Rows]) -> None:
 def _insert_generic(connection, batch: Rows) -> None:
     fields, table, column_sql = _layout(connection, batch)
     placeholders = ", ".join(["%s"] * len(fields))
-    prepared = [[field.get_db_prep_save(value, connection) for field, value in zip(fields, row)] for row in batch.rows]
+    prepared = [
+        [
+            field.get_db_prep_save(json.loads(value) if isinstance(value, JsonText) else value, connection)
+            for field, value in zip(fields, row)
+        ]
+        for row in batch.rows
+    ]
     with connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders})", prepared)
 

@@ -7,7 +7,6 @@ documentation cannot drift from what is enforced.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 import zoneinfo
@@ -19,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from config.sharding import USER_ID_PATTERN
@@ -119,8 +118,6 @@ class SendNotificationRequest(BaseModel):
     idempotency_key: IdempotencyKey
     send_at: AwareDatetime | None = Field(None, description="Deliver at this time (at most 7 days ahead).")
 
-    _data_json: str = PrivateAttr(default="{}")
-
     @model_validator(mode="after")
     def _check(self) -> "SendNotificationRequest":
         if self.user_id is None and self.recipient is None:
@@ -129,12 +126,6 @@ class SendNotificationRequest(BaseModel):
             raise PydanticCustomError("user_mismatch", "user_id and recipient.user_id differ")
         if self.channels is not None and len(set(self.channels)) != len(self.channels):
             raise PydanticCustomError("duplicate_channel", "channels lists a channel twice")
-        data_json = json.dumps(self.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-        if len(data_json.encode("utf-8")) > settings.NOTIFICATION_DATA_MAX_BYTES:
-            raise PydanticCustomError(
-                "data_too_large", "data is larger than {limit} bytes as JSON", {"limit": settings.NOTIFICATION_DATA_MAX_BYTES}
-            )
-        self._data_json = data_json
         if self.send_at is not None:
             now = timezone.now()
             if self.send_at < now - SEND_AT_CLOCK_SKEW:
@@ -148,10 +139,6 @@ class SendNotificationRequest(BaseModel):
     @property
     def target_user_id(self) -> str:
         return self.user_id if self.user_id is not None else self.recipient.user_id  # type: ignore[union-attr]
-
-    @property
-    def data_json(self) -> str:
-        return self._data_json
 
 
 # Which field a model-level error belongs to, for error messages that name the field.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from html import escape  # what django.utils.html.escape does, minus its lazy-string check
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -17,7 +18,6 @@ from django.conf import settings
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import Template as DjangoTemplate
 from django.template.base import TextNode, Variable, VariableNode
-from django.utils.html import escape
 
 _MISSING = "\x00missing:%s\x00"
 _MISSING_RE = re.compile("\x00missing:(.*?)\x00")

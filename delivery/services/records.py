@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from config.bulk import Rows, insert_rows
+from config.bulk import Rows, insert_rows, json_text
 from delivery.models import Delivery, DeliveryStatus
 
 _COLUMNS = (
@@ -68,7 +68,7 @@ def delivery_rows(planned: Sequence[PlannedDelivery], now: datetime) -> Rows:
                 p.status,
                 p.reason,
                 p.address,
-                p.payload or {},
+                json_text(p.payload or {}),
                 0,
                 p.next_attempt_at,
                 now if p.status == DeliveryStatus.QUEUED else None,

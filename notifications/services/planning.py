@@ -41,6 +41,7 @@ class PreparedSend:
     fingerprint: str
     send_at: datetime | None  # None: now
     key: KeyRequest
+    data_json: str  # the request's data, serialized once (sorted keys)
 
     @property
     def notification_id(self) -> uuid.UUID:
@@ -198,7 +199,7 @@ def plan(prepared: PreparedSend, facts: dict[str, Any], client_id: int, now: dat
         prepared.type.key,
         prepared.type.category,
         prepared.priority,
-        request.data,
+        prepared.data_json,
         request.idempotency_key,
         prepared.fingerprint,
         str(outcome),

@@ -21,7 +21,9 @@ from typing import Sequence
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from config.bulk import Rows, insert_rows
+from django.conf import settings
+
+from config.bulk import Rows, insert_rows, json_text
 from config.sharding import new_id_for_user, shard_for_id, shard_for_user
 from delivery.services.publishing import publish_deliveries
 from delivery.services.records import delivery_rows
@@ -98,7 +100,7 @@ def send_notifications(client: ClientInfo, requests: Sequence[SendNotificationRe
 # --- 1. validate and authorize (all or nothing) -----------------------------------------
 
 
-def _fingerprint(request: SendNotificationRequest) -> str:
+def _fingerprint(request: SendNotificationRequest, data_json: str) -> str:
     recipient = request.recipient.model_dump_json(exclude_none=True) if request.recipient else ""
     parts = (
         request.type,
@@ -107,7 +109,7 @@ def _fingerprint(request: SendNotificationRequest) -> str:
         request.priority or "",
         request.send_at.isoformat() if request.send_at else "",
         recipient,
-        request.data_json,
+        data_json,
     )
     return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=16).hexdigest()
 
@@ -116,8 +118,13 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
     problems: list[FieldProblem] = []
     forbidden: list[FieldProblem] = []
     prepared = []
+    max_bytes = settings.NOTIFICATION_DATA_MAX_BYTES
     for index, request in enumerate(requests):
         prefix = field_prefix(index)
+        data_json = json_text(request.data, sort_keys=True)
+        if len(data_json) > max_bytes // 4 and len(data_json.encode("utf-8")) > max_bytes:
+            problems.append(FieldProblem(f"{prefix}data", "data_too_large", f"data is larger than {max_bytes} bytes as JSON"))
+            continue
         notification_type = catalog.get_type(request.type)
         if notification_type is None:
             problems.append(FieldProblem(f"{prefix}type", "unknown_type", f"unknown notification type '{request.type}'"))
@@ -156,7 +163,7 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
                 continue
         user_id = request.target_user_id
         send_at = request.send_at if request.send_at and request.send_at > now else None
-        fingerprint = _fingerprint(request)
+        fingerprint = _fingerprint(request, data_json)
         prepared.append(
             PreparedSend(
                 index=index,
@@ -169,6 +176,7 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
                 fingerprint=fingerprint,
                 send_at=send_at,
                 key=KeyRequest(request.idempotency_key, fingerprint, new_id_for_user(user_id)),
+                data_json=data_json,
             )
         )
     if forbidden:

@@ -1,4 +1,4 @@
-"""Idempotency under real concurrency: 100 simultaneous identical requests to a real Daphne."""
+"""Idempotency under real concurrency: 100 simultaneous identical requests to the real web server."""
 
 import threading
 
@@ -7,14 +7,14 @@ import pytest
 
 from notifications.models import Notification
 from tests.support.factories import make_key, send_body, user_on
-from tests.support.processes import start_daphne
+from tests.support.processes import start_web
 
 pytestmark = [pytest.mark.django_db(databases="__all__", transaction=True), pytest.mark.timeout(180)]
 
 
 @pytest.fixture
 def server(tmp_path):
-    process, base = start_daphne(tmp_path)
+    process, base = start_web(tmp_path)
     yield base
     process.stop()
 

@@ -1,4 +1,4 @@
-"""Real processes for tests: Celery workers, Daphne, a private redis-server.
+"""Real processes for tests: Celery workers, the gunicorn web server, a private redis-server.
 
 They run against the very test databases pytest-django created, so what a worker or server
 writes is what the test then reads.
@@ -132,15 +132,19 @@ def start_worker(tmp_path: Path, queues: list[str], *, concurrency: int = 1, **e
     return process
 
 
-def start_daphne(tmp_path: Path, **env: str) -> tuple[ManagedProcess, str]:
+def start_web(tmp_path: Path, *, workers: int = 2, threads: int = 8, **env: str) -> tuple[ManagedProcess, str]:
+    """The services profile's HTTP server, as the Procfile runs it (gunicorn, threads)."""
     port = free_port()
-    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
-    process = ManagedProcess(argv, service_env(**env), tmp_path / f"daphne-{port}.log")
+    argv = [
+        sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+    ]  # fmt: skip
+    process = ManagedProcess(argv, service_env(**env), tmp_path / f"web-{port}.log")
     base = f"http://127.0.0.1:{port}"
 
     def healthy():
         if process.proc.poll() is not None:
-            raise AssertionError(f"daphne exited:\n{process.log()[-4000:]}")
+            raise AssertionError(f"web server exited:\n{process.log()[-4000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return True
@@ -148,7 +152,7 @@ def start_daphne(tmp_path: Path, **env: str) -> tuple[ManagedProcess, str]:
             return False
 
     try:
-        wait_for(healthy, timeout=60, message="daphne to listen")
+        wait_for(healthy, timeout=60, message="the web server to listen")
     except BaseException:
         process.kill_group()
         raise
