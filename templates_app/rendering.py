@@ -142,33 +142,43 @@ def validate_sources(**sources: str) -> dict[str, str]:
 
 
 class _TemplateCatalog:
-    """Compiled templates per notification type, cached for CONFIG_CACHE_SECONDS."""
+    """Compiled templates per notification type, cached for CONFIG_CACHE_SECONDS.
+
+    Looked up several times per notification, so the TTL is read from settings once, when
+    the cache is built, not per call (Django's lazy settings are slow on a hot path).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cache: TTLCache | None = None
+        self._enabled: bool | None = None
 
-    def _store(self) -> TTLCache:
-        if self._cache is None:
-            self._cache = TTLCache(maxsize=4096, ttl=max(settings.CONFIG_CACHE_SECONDS, 0.001))
-        return self._cache
+    def _load(self, type_key: str) -> dict[str, CompiledTemplate]:
+        from templates_app.models import Template
+
+        return {row.channel: compile_template(row) for row in Template.objects.filter(type_key=type_key)}
 
     def for_type(self, type_key: str) -> dict[str, CompiledTemplate]:
         with self._lock:
-            cached = self._store().get(type_key) if settings.CONFIG_CACHE_SECONDS > 0 else None
-        if cached is not None:
-            return cached
-        from templates_app.models import Template
-
-        compiled = {row.channel: compile_template(row) for row in Template.objects.filter(type_key=type_key)}
-        if settings.CONFIG_CACHE_SECONDS > 0:
+            if self._enabled is None:
+                ttl = settings.CONFIG_CACHE_SECONDS
+                self._enabled = ttl > 0
+                self._cache = TTLCache(maxsize=4096, ttl=ttl) if self._enabled else None
+            if self._enabled:
+                cached = self._cache.get(type_key)
+                if cached is not None:
+                    return cached
+        compiled = self._load(type_key)
+        if self._enabled:
             with self._lock:
-                self._store()[type_key] = compiled
+                if self._cache is not None:
+                    self._cache[type_key] = compiled
         return compiled
 
     def clear(self) -> None:
         with self._lock:
             self._cache = None
+            self._enabled = None
 
 
 template_catalog = _TemplateCatalog()

@@ -43,28 +43,35 @@ class ClientInfo:
 
 
 class _Cache(Generic[T]):
+    """A TTL cache whose TTL is read from settings once per build, not per lookup."""
+
     def __init__(self, load: Callable[[str], T | None]) -> None:
         self._load = load
         self._lock = threading.Lock()
         self._entries: TTLCache | None = None
+        self._enabled: bool | None = None
 
     def get(self, key: str) -> T | None:
-        ttl = settings.CONFIG_CACHE_SECONDS
-        if ttl <= 0:
-            return self._load(key)
         with self._lock:
-            if self._entries is None:
-                self._entries = TTLCache(maxsize=10_000, ttl=ttl)
-            value = self._entries.get(key, _ABSENT)
+            if self._enabled is None:
+                ttl = settings.CONFIG_CACHE_SECONDS
+                self._enabled = ttl > 0
+                self._entries = TTLCache(maxsize=10_000, ttl=ttl) if self._enabled else None
+            if not self._enabled:
+                value = _ABSENT
+            else:
+                value = self._entries.get(key, _ABSENT)
         if value is _ABSENT:
             value = self._load(key)
             with self._lock:
-                self._entries[key] = value
+                if self._entries is not None:
+                    self._entries[key] = value
         return value  # type: ignore[return-value]
 
     def clear(self) -> None:
         with self._lock:
             self._entries = None
+            self._enabled = None
 
 
 def _load_type(key: str) -> TypeInfo | None:

@@ -85,3 +85,19 @@ def test_map_override_moves_buckets(settings):
         assert shard_for_user(user) == "shard_1"
     finally:
         sharding.reset_shard_table()
+
+
+def test_forked_workers_do_not_repeat_each_others_ids():
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: like a gunicorn or Celery worker forked from its master
+        os.write(write, ",".join(str(new_id(7)) for _ in range(50)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_ids = set(os.read(read, 1 << 16).decode().split(","))
+    parent_ids = {str(new_id(7)) for _ in range(50)}
+    assert len(child_ids) == 50 and not child_ids & parent_ids
+    random_parts = {i.replace("-", "")[-13:] for i in child_ids | parent_ids}
+    assert len(random_parts) == 100
