@@ -248,6 +248,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 900),
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
+    # Connecting to publish fails fast too (one retry): the outbox sweep republishes later,
+    # so an API request never waits long on an unreachable broker.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.2,
 }
 if EMBEDDED:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.05}

@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Iterable
 
 from django.conf import settings
+from kombu.utils.uuid import uuid
 
 from config.celery import app as celery_app
 from config.queues import delivery_queue
@@ -40,14 +41,20 @@ def publish_deliveries(alias: str, deliveries: Iterable[tuple[uuid.UUID, str, st
     batches = _batches(deliveries)
     if not batches:
         return 0
+    amqp = celery_app.amqp
     try:
         with celery_app.producer_or_acquire() as producer, producer.batch():
             # On Redis, kombu buffers these in one pipeline flushed when the batch closes:
-            # one round trip for every task of this shard, all or nothing.
+            # one round trip for every task of this shard, all or nothing. Celery's lower-level
+            # API skips what send_task does per message that we do not need (half its CPU):
+            # routing (the queue is explicit), declaring the queue (Redis and memory
+            # transports deliver to a queue by name) and per-message retry (a failed flush
+            # raises here and the rows go to the sweep).
             for queue, ids in batches:
-                celery_app.send_task(
-                    DELIVER_TASK, args=[ids], queue=queue, producer=producer, argsrepr=f"[{len(ids)} deliveries]"
+                message = amqp.create_task_message(
+                    uuid(), DELIVER_TASK, [ids], {}, argsrepr=f"[{len(ids)} deliveries]", kwargsrepr="{}"
                 )
+                amqp.send_task_message(producer, DELIVER_TASK, message, queue=queue, declare=[], retry=False)
     except Exception:
         left = [delivery_id for _, ids in batches for delivery_id in ids]
         logger.warning("broker unavailable: %d deliveries on %s left for the sweep", len(left), alias, exc_info=True)
