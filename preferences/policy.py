@@ -9,6 +9,7 @@ itself (``manage.py`` tracing and the status API show these reasons verbatim).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Collection
 
 # Reasons a channel is used.
 OK = "ok"
@@ -100,7 +101,7 @@ def decide(
     *,
     notification_type: TypeFacts,
     channels: tuple[str, ...],
-    templates_available: frozenset[str],
+    templates_available: Collection[str],
     recipient: RecipientFacts,
     preferences: PreferenceFacts = PreferenceFacts(),
 ) -> SendDecision:

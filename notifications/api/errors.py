@@ -12,7 +12,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 from notifications.errors import ApiError, FieldProblem
-from notifications.schemas import MODEL_ERROR_FIELDS
+from notifications.schemas import PATTERN_MESSAGES
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +41,12 @@ def validation_error(exc: ValidationError) -> ApiError:
     for error in exc.errors(include_url=False, include_input=False):
         loc = tuple(p for p in error["loc"] if p not in ("function-after",))
         kind = error["type"]
-        path = _path(loc)
-        if kind in MODEL_ERROR_FIELDS:
-            field = MODEL_ERROR_FIELDS[kind]
-            path = f"{path}.{field}" if path else field
-        elif not path:
-            path = "body"
-        problems.append(FieldProblem(path, kind, _MESSAGES.get(kind, error["msg"])))
+        path = _path(loc) or "body"
+        message = _MESSAGES.get(kind, error["msg"])
+        field = next((part for part in reversed(loc) if isinstance(part, str)), "")
+        if kind == "string_pattern_mismatch" and field in PATTERN_MESSAGES:
+            kind, message = PATTERN_MESSAGES[field]
+        problems.append(FieldProblem(path, kind, message))
     first = problems[0]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return ApiError(400, "invalid_request", f"{first.field}: {first.message}{more}", problems)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 from django.db import connections
 
@@ -21,7 +21,7 @@ from notifications.schemas import SendNotificationRequest
 from notifications.services.catalog import TypeInfo
 from notifications.services.idempotency import KeyRequest
 from preferences import policy
-from templates_app.rendering import MissingVariables, channels_with_templates, template_catalog
+from templates_app.rendering import CompiledTemplate, MissingVariables
 
 RECIPIENT_FIELDS = ("email", "email_verified", "email_bounced", "phone", "phone_verified", "locale", "timezone")
 INLINE_FIELDS = ("email", "phone", "locale", "timezone")
@@ -120,11 +120,11 @@ def recipient_facts(stored: dict[str, Any] | None, prepared: PreparedSend) -> di
     return facts
 
 
-def decide(prepared: PreparedSend, facts: dict[str, Any]) -> policy.SendDecision:
+def decide(prepared: PreparedSend, facts: dict[str, Any], templates: Mapping[str, CompiledTemplate]) -> policy.SendDecision:
     return policy.decide(
         notification_type=policy.TypeFacts(prepared.type.key, prepared.type.category, prepared.type.required),
         channels=prepared.channels,
-        templates_available=channels_with_templates(prepared.type.key),
+        templates_available=templates.keys(),
         recipient=policy.RecipientFacts(
             email=facts.get("email") or "",
             email_verified=facts.get("email_verified", True),
@@ -135,16 +135,24 @@ def decide(prepared: PreparedSend, facts: dict[str, Any]) -> policy.SendDecision
     )
 
 
-def render(prepared: PreparedSend, decision: policy.SendDecision) -> dict[str, dict[str, str]]:
+def render(
+    prepared: PreparedSend, decision: policy.SendDecision, templates: Mapping[str, CompiledTemplate]
+) -> dict[str, dict[str, str]]:
     """Rendered payload per channel to send; raises MissingVariables naming what is missing."""
-    templates = template_catalog.for_type(prepared.type.key)
     data = prepared.request.data
     return {channel: templates[channel].render(data) for channel in decision.channels_to_send}
 
 
-def plan(prepared: PreparedSend, facts: dict[str, Any], client_id: int, now: datetime) -> PlannedNotification:
-    decision = decide(prepared, facts)
-    payloads = render(prepared, decision)
+def plan(
+    prepared: PreparedSend,
+    facts: dict[str, Any],
+    client_id: int,
+    now: datetime,
+    templates: Mapping[str, CompiledTemplate],
+) -> PlannedNotification:
+    """``templates``: the type's compiled templates by channel (resolved once per batch)."""
+    decision = decide(prepared, facts, templates)
+    payloads = render(prepared, decision, templates)
     notification_id = prepared.notification_id
     bucket = bucket_for(prepared.user_id)
     if decision.outcome == policy.DELIVERABLE:

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Sequence
 
@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.conf import settings
 
 from config.bulk import Rows, insert_rows, json_text
-from config.sharding import new_id_for_user, shard_for_id, shard_for_user
+from config.sharding import bucket_for, new_id, shard_for_bucket, shard_for_id
 from delivery.services.publishing import publish_deliveries
 from delivery.services.records import delivery_rows
 from delivery.services.status import channel_summaries
@@ -32,7 +32,7 @@ from notifications.errors import ApiError, FieldProblem
 from notifications.models import InboxItem, Notification
 from notifications.schemas import SendNotificationRequest
 from notifications.services import catalog, idempotency
-from notifications.services.catalog import ClientInfo
+from notifications.services.catalog import ClientInfo, TypeInfo
 from notifications.services.idempotency import KeyRequest, Reservation, Verdict
 from notifications.services.planning import (
     INBOX_COLUMNS,
@@ -45,11 +45,13 @@ from notifications.services.planning import (
     recipient_facts,
     upsert_inline_recipients,
 )
-from templates_app.rendering import channels_with_templates
+from templates_app.rendering import channels_with_templates, template_catalog
 
 logger = logging.getLogger(__name__)
 
 DUPLICATE = "duplicate"
+# A send_at this far in the past is treated as "now" (client clocks drift); earlier is an error.
+SEND_AT_CLOCK_SKEW = timedelta(seconds=60)
 
 
 @dataclass
@@ -119,13 +121,22 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
     forbidden: list[FieldProblem] = []
     prepared = []
     max_bytes = settings.NOTIFICATION_DATA_MAX_BYTES
+    latest_send_at = now + timedelta(days=settings.SEND_AT_MAX_AHEAD_DAYS)
+    # A bulk request usually repeats a few types: resolve each once, not once per item.
+    types: dict[str, TypeInfo | None] = {}
     for index, request in enumerate(requests):
         prefix = field_prefix(index)
+        problem = _cross_field_problem(request, now, latest_send_at)
+        if problem is not None:
+            problems.append(FieldProblem(f"{prefix}{problem.field}", problem.code, problem.message))
+            continue
         data_json = json_text(request.data, sort_keys=True)
         if len(data_json) > max_bytes // 4 and len(data_json.encode("utf-8")) > max_bytes:
             problems.append(FieldProblem(f"{prefix}data", "data_too_large", f"data is larger than {max_bytes} bytes as JSON"))
             continue
-        notification_type = catalog.get_type(request.type)
+        if request.type not in types:
+            types[request.type] = catalog.get_type(request.type)
+        notification_type = types[request.type]
         if notification_type is None:
             problems.append(FieldProblem(f"{prefix}type", "unknown_type", f"unknown notification type '{request.type}'"))
             continue
@@ -164,18 +175,19 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
         user_id = request.target_user_id
         send_at = request.send_at if request.send_at and request.send_at > now else None
         fingerprint = _fingerprint(request, data_json)
+        bucket = bucket_for(user_id)
         prepared.append(
             PreparedSend(
                 index=index,
                 request=request,
                 type=notification_type,
                 user_id=user_id,
-                alias=shard_for_user(user_id),
+                alias=shard_for_bucket(bucket),
                 priority=priority,
                 channels=tuple(request.channels or notification_type.default_channels),
                 fingerprint=fingerprint,
                 send_at=send_at,
-                key=KeyRequest(request.idempotency_key, fingerprint, new_id_for_user(user_id)),
+                key=KeyRequest(request.idempotency_key, fingerprint, new_id(bucket)),
                 data_json=data_json,
             )
         )
@@ -184,6 +196,24 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
     if problems:
         raise ApiError(400, "invalid_request", _summary(problems), problems)
     return prepared
+
+
+def _cross_field_problem(request: SendNotificationRequest, now: datetime, latest: datetime) -> FieldProblem | None:
+    """Rules spanning fields, which the request schema leaves to the service."""
+    if request.user_id is None and request.recipient is None:
+        return FieldProblem("user_id", "missing_user", "give user_id or recipient")
+    if request.user_id is not None and request.recipient is not None and request.recipient.user_id != request.user_id:
+        return FieldProblem("recipient.user_id", "user_mismatch", "user_id and recipient.user_id differ")
+    if request.channels is not None and len(set(request.channels)) != len(request.channels):
+        return FieldProblem("channels", "duplicate_channel", "channels lists a channel twice")
+    if request.send_at is not None:
+        if request.send_at < now - SEND_AT_CLOCK_SKEW:
+            return FieldProblem("send_at", "send_at_past", "send_at is in the past")
+        if request.send_at > latest:
+            return FieldProblem(
+                "send_at", "send_at_too_far", f"send_at is more than {settings.SEND_AT_MAX_AHEAD_DAYS} days ahead"
+            )
+    return None
 
 
 def _summary(problems: list[FieldProblem]) -> str:
@@ -269,9 +299,13 @@ def _plan_shard(alias, items: list[PreparedSend], client_id: int, now, field_pre
     stored = load_recipients(alias, {item.user_id for item in items})
     planned = []
     problems = []
+    templates: dict[str, dict] = {}
     for item in items:
+        type_key = item.type.key
+        if type_key not in templates:
+            templates[type_key] = template_catalog.for_type(type_key)
         try:
-            planned.append(plan(item, recipient_facts(stored.get(item.user_id), item), client_id, now))
+            planned.append(plan(item, recipient_facts(stored.get(item.user_id), item), client_id, now, templates[type_key]))
         except MissingVariables as exc:
             problems.append(
                 FieldProblem(

@@ -110,3 +110,24 @@ def test_bulk_repeats_earlier_sends_as_duplicates(api, shards):
     assert [r["id"] for r in again["results"]] == [r["id"] for r in first["results"]]
     assert all(r["outcome"] == "duplicate" for r in again["results"])
     assert all(len(r["channels"]) == 3 for r in again["results"])
+
+
+def test_large_batches_store_the_same_content_as_single_sends(api, shards):
+    """Bulk batches take the COPY path; what they store must equal the INSERT path's."""
+    user = user_on(shards[0])
+    from tests.support.factories import make_recipient
+
+    make_recipient(user, email="copy@example.com")
+    items = [send_body(user, data={"name": "Zoë <&>", "order_id": f"C-{i}", "nested": {"a": [1, 2]}}) for i in range(100)]
+    response = api.post(URL, {"items": items}, format="json")
+    assert response.status_code == 202
+    first = response.json()["results"][0]["id"]
+    notification = Notification.objects.using(shards[0]).get(id=first)
+    assert notification.data == {"name": "Zoë <&>", "order_id": "C-0", "nested": {"a": [1, 2]}}
+    email = Delivery.objects.using(shards[0]).get(notification_id=first, channel="email")
+    assert email.payload["subject"] == "Order C-0 has shipped"
+    assert "Zoë &lt;&amp;&gt;" in email.payload["html"]
+    assert email.address == "copy@example.com" and email.attempts == 0 and email.published_at is not None
+    from notifications.models import InboxItem
+
+    assert InboxItem.objects.using(shards[0]).get(notification_id=first).title == "Order C-0 has shipped"
