@@ -14,19 +14,47 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import orjson
 from django.db import connections, models
+from psycopg.types.json import Jsonb
 
 # Below this many rows in all, pipelined INSERTs beat COPY (which costs two round trips
 # per table before the first row is in).
 COPY_THRESHOLD = 64
 
 
-class JsonText(str):
-    """A JSON column value already serialized (the send path has the text at hand)."""
+def _as_is(text: str) -> str:
+    return text
+
+
+class JsonText(Jsonb):
+    """A JSON column value serialized once, when the row is built.
+
+    It is a psycopg ``Jsonb`` whose "dumps" returns the text unchanged, so COPY and INSERT
+    both send it as jsonb without serializing or wrapping again per row.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, text: str):
+        super().__init__(text, dumps=_as_is)
+
+    @property
+    def text(self) -> str:
+        return self.obj
+
+
+def dump_json(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact UTF-8 JSON. orjson (an order of magnitude faster than json on the send path),
+    with the standard library for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys).encode()
 
 
 def json_text(value: Any, *, sort_keys: bool = False) -> JsonText:
-    return JsonText(json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys))
+    return JsonText(dump_json(value, sort_keys=sort_keys).decode())
 
 
 @dataclass(frozen=True)
@@ -46,9 +74,7 @@ def _layout(connection, batch: Rows):
 
 
 def _json_ready(fields, rows):
-    """Wrap JSON values for psycopg's INSERT parameters (JsonText is cast with ::jsonb)."""
-    from psycopg.types.json import Jsonb
-
+    """Rows whose JSON values are all JsonText go as they are; others get wrapped."""
     positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
     if not positions or all(isinstance(rows[0][i], JsonText) for i in positions):
         return rows
@@ -56,7 +82,7 @@ def _json_ready(fields, rows):
     for row in rows:
         row = list(row)
         for i in positions:
-            if not isinstance(row[i], JsonText):
+            if not isinstance(row[i], Jsonb):
                 row[i] = Jsonb(row[i])
         ready.append(row)
     return ready
@@ -65,31 +91,6 @@ def _json_ready(fields, rows):
 def _pg_type(field, connection) -> str:
     """The PostgreSQL type name of a column, as psycopg's registry knows it."""
     return field.db_type(connection).split("(")[0].strip()
-
-
-def _as_is(text: str) -> str:
-    return text
-
-
-def _binary_ready(fields, rows):
-    """JSON values wrapped for psycopg; pre-serialized ones pass through untouched."""
-    from psycopg.types.json import Jsonb
-
-    positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
-    if not positions:
-        return rows
-    ready = []
-    for row in rows:
-        row = list(row)
-        for i in positions:
-            value = row[i]
-            row[i] = Jsonb(value, dumps=_as_is) if isinstance(value, JsonText) else Jsonb(value)
-        ready.append(row)
-    return ready
-
-
-def _placeholders(fields) -> str:
-    return ", ".join("%s::jsonb" if isinstance(field, models.JSONField) else "%s" for field in fields)
 
 
 def insert_rows(alias: str, batches: Sequence[Rows]) -> None:
@@ -114,9 +115,9 @@ def insert_rows(alias: str, batches: Sequence[Rows]) -> None:
             with raw.pipeline(), psycopg.Cursor(raw) as cursor:
                 for batch in batches:
                     fields, table, column_sql = _layout(connection, batch)
+                    placeholders = ", ".join(["%s"] * len(fields))
                     cursor.executemany(
-                        f"INSERT INTO {table} ({column_sql}) VALUES ({_placeholders(fields)})",
-                        _json_ready(fields, batch.rows),
+                        f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders})", _json_ready(fields, batch.rows)
                     )
             return
         with raw.cursor() as cursor:
@@ -125,7 +126,7 @@ def insert_rows(alias: str, batches: Sequence[Rows]) -> None:
                 # Binary COPY: a third of the client CPU of text COPY (no value formatting).
                 with cursor.copy(f"COPY {table} ({column_sql}) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types([_pg_type(field, connection) for field in fields])
-                    for row in _binary_ready(fields, batch.rows):
+                    for row in _json_ready(fields, batch.rows):
                         copy.write_row(row)
 
 
@@ -134,7 +135,7 @@ def _insert_generic(connection, batch: Rows) -> None:
     placeholders = ", ".join(["%s"] * len(fields))
     prepared = [
         [
-            field.get_db_prep_save(json.loads(value) if isinstance(value, JsonText) else value, connection)
+            field.get_db_prep_save(json.loads(value.text) if isinstance(value, JsonText) else value, connection)
             for field, value in zip(fields, row)
         ]
         for row in batch.rows

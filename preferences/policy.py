@@ -62,14 +62,14 @@ class ChannelVerdict:
 @dataclass(frozen=True)
 class SendDecision:
     verdicts: tuple[ChannelVerdict, ...]
+    channels_to_send: tuple[str, ...] = field(init=False)
 
-    @property
-    def channels_to_send(self) -> tuple[str, ...]:
-        return tuple(v.channel for v in self.verdicts if v.send)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels_to_send", tuple(v.channel for v in self.verdicts if v.send))
 
     @property
     def outcome(self) -> str:
-        if any(v.send for v in self.verdicts):
+        if self.channels_to_send:
             return DELIVERABLE
         if any(v.reason == OPTED_OUT for v in self.verdicts):
             return PREFERENCE_BLOCKED

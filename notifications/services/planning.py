@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from django.db import connections
 
+from config.bulk import JsonText
 from config.sharding import bucket_for, new_id
 from delivery.models import DeliveryStatus
 from delivery.services.records import PlannedDelivery
@@ -41,7 +42,7 @@ class PreparedSend:
     fingerprint: str
     send_at: datetime | None  # None: now
     key: KeyRequest
-    data_json: str  # the request's data, serialized once (sorted keys)
+    data_json: JsonText  # the request's data, serialized once (sorted keys)
 
     @property
     def notification_id(self) -> uuid.UUID:

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from django.conf import settings
 
-from config.bulk import Rows, insert_rows, json_text
+from config.bulk import JsonText, Rows, dump_json, insert_rows
 from config.sharding import bucket_for, new_id, shard_for_bucket, shard_for_id
 from delivery.services.publishing import publish_deliveries
 from delivery.services.records import delivery_rows
@@ -130,8 +130,8 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
         if problem is not None:
             problems.append(FieldProblem(f"{prefix}{problem.field}", problem.code, problem.message))
             continue
-        data_json = json_text(request.data, sort_keys=True)
-        if len(data_json) > max_bytes // 4 and len(data_json.encode("utf-8")) > max_bytes:
+        data_bytes = dump_json(request.data, sort_keys=True)
+        if len(data_bytes) > max_bytes:
             problems.append(FieldProblem(f"{prefix}data", "data_too_large", f"data is larger than {max_bytes} bytes as JSON"))
             continue
         if request.type not in types:
@@ -174,7 +174,8 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
                 continue
         user_id = request.target_user_id
         send_at = request.send_at if request.send_at and request.send_at > now else None
-        fingerprint = _fingerprint(request, data_json)
+        data_json = JsonText(data_bytes.decode())
+        fingerprint = _fingerprint(request, data_json.text)
         bucket = bucket_for(user_id)
         prepared.append(
             PreparedSend(

@@ -167,3 +167,22 @@ def test_only_a_hash_of_the_key_is_stored(api_key):
     client = ApiClient.objects.get(name="test-client")
     assert api_key not in (client.key_hash, client.key_prefix)
     assert api_key.split("_")[2] not in client.key_hash
+
+
+def test_data_with_huge_integers_is_stored_exactly(api, shards):
+    user = user_on(shards[0])
+    data = {"name": "Ada", "order_id": "A-1", "big": 123456789012345678901234567890, "ratio": 0.1}
+    response = api.post(URL, send_body(user, channels=["inapp"], data=data), format="json")
+    assert response.status_code == 202, response.json()
+    stored = Notification.objects.using(shards[0]).get(id=response.json()["id"])
+    assert stored.data == data
+
+
+def test_timestamps_are_rfc3339_utc(api, shards):
+    user = user_on(shards[0])
+    notification_id = api.post(URL, send_body(user, channels=["inapp"]), format="json").json()["id"]
+    created = api.get(f"{URL}/{notification_id}").json()["created_at"]
+    assert created.endswith("Z") and "T" in created
+    from datetime import datetime
+
+    assert datetime.fromisoformat(created.replace("Z", "+00:00")).tzinfo is not None
