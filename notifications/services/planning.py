@@ -76,11 +76,16 @@ NOTIFICATION_COLUMNS = (
 INBOX_COLUMNS = ("notification_id", "user_id", "type_key", "category", "title", "body", "action_url", "created_at", "visible_at")
 
 
-def _recipient_sql(connection) -> str:
+def _recipient_sql(connection, count: int) -> str:
     quote = connection.ops.quote_name
     meta = Recipient._meta
     columns = ", ".join(quote(meta.get_field(name).column) for name in ("user_id", *RECIPIENT_FIELDS))
-    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote('user_id')} IN (%s)"
+    if connection.vendor == "postgresql":
+        # One statement text for any number of users, so PostgreSQL can keep it prepared.
+        condition = f"{quote('user_id')} = ANY(%s)"
+    else:
+        condition = f"{quote('user_id')} IN ({', '.join(['%s'] * count)})"
+    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {condition}"
 
 
 def load_recipients(alias: str, user_ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -89,10 +94,18 @@ def load_recipients(alias: str, user_ids: set[str]) -> dict[str, dict[str, Any]]
     if not user_ids:
         return {}
     connection = connections[alias]
-    sql = _recipient_sql(connection) % ", ".join(["%s"] * len(user_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(user_ids))
-        rows = cursor.fetchall()
+    sql = _recipient_sql(connection, len(user_ids))
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(sql, [list(user_ids)])
+            rows = cursor.fetchall()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, list(user_ids))
+            rows = cursor.fetchall()
     recipients = {}
     for user_id, email, email_verified, email_bounced, phone, phone_verified, locale, tz in rows:
         recipients[user_id] = {
