@@ -167,8 +167,9 @@ def start_web(processes: int, server: str = "gunicorn", threads: int = 1, worker
     if server == "daphne":
         argvs = [[sys.executable, "-m", "daphne", "-v", "0", "--fd", str(fd), "config.asgi:application"]] * processes
     else:
-        argvs = [[sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--workers", str(processes), "--worker-class",
-                  worker_class, "--threads", str(threads), "config.wsgi:application"]]  # fmt: skip
+        argvs = [[sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", "--bind", f"fd://{fd}",
+                  "--workers", str(processes), "--worker-class", worker_class, "--threads", str(threads),
+                  "config.wsgi:application"]]  # fmt: skip
     procs = [subprocess.Popen(argv, cwd=ROOT, env=dict(os.environ), pass_fds=(fd,)) for argv in argvs]
     for _ in range(200):
         try:

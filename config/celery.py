@@ -6,12 +6,20 @@ import os
 from typing import Any, Callable
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("notify")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _tune_worker_process(**kwargs: Any) -> None:
+    from config.runtime import freeze_startup_objects
+
+    freeze_startup_objects()
 
 
 def project_task(name: str, *, queue: str | None = None, **options: Any) -> Callable:

@@ -136,7 +136,8 @@ def start_web(tmp_path: Path, *, workers: int = 2, threads: int = 8, **env: str)
     """The services profile's HTTP server, as the Procfile runs it (gunicorn, threads)."""
     port = free_port()
     argv = [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+        sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application",
+        "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
     ]  # fmt: skip
     process = ManagedProcess(argv, service_env(**env), tmp_path / f"web-{port}.log")
