@@ -17,6 +17,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from kombu.exceptions import ChannelError
+
+from config.celery import app as celery_app
+from config.queues import delivery_queue
 from config.sharding import shard_aliases
 from delivery.models import Delivery, DeliveryStatus
 from delivery.services.publishing import publish_deliveries
@@ -33,28 +37,66 @@ class SweepReport:
         return sum(self.republished.values())
 
 
-def _due(now) -> Q:
-    stuck_before = now - timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS)
-    return (
+def _due(now, empty_queues: set[tuple[str, str]]) -> Q:
+    due = (
         # scheduled sends whose time came, and retries whose backoff elapsed
         Q(status__in=[DeliveryStatus.SCHEDULED, DeliveryStatus.RETRYING], next_attempt_at__lte=now)
         # the publish after commit failed (broker down)
         | Q(status=DeliveryStatus.QUEUED, published_at__isnull=True)
-        # published long ago and never picked up: the broker lost the message
-        | Q(status=DeliveryStatus.QUEUED, published_at__lt=stuck_before)
         # claimed by a worker that did not finish within its lease (killed, hung)
         | Q(status=DeliveryStatus.SENDING, lease_expires_at__lt=now)
     )
+    for channel, priority in empty_queues:
+        # published long ago, still queued, and its queue is empty: the broker lost it
+        due |= Q(status=DeliveryStatus.QUEUED, published_at__lt=_stuck_before(now), channel=channel, priority=priority)
+    return due
 
 
-def sweep_shard(alias: str, *, limit: int | None = None) -> int:
+def _stuck_before(now):
+    return now - timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS)
+
+
+def _has_stuck(alias: str, now) -> bool:
+    return (
+        Delivery.objects.using(alias)
+        .filter(status=DeliveryStatus.QUEUED, published_at__lt=_stuck_before(now))
+        .exists()
+    )
+
+
+def empty_delivery_queues() -> set[tuple[str, str]]:
+    """(channel, priority) pairs whose broker queue holds nothing.
+
+    A delivery queued long ago is only assumed lost when its queue is empty (e.g. Redis
+    restarted without persistence); a long backlog behind stopped workers is not lost, and
+    republishing it every few minutes would flood the broker.
+    """
+    empty = set()
+    try:
+        with celery_app.connection_for_read() as connection:
+            channel = connection.default_channel
+            for name in settings.CHANNELS:
+                for priority in settings.PRIORITIES:
+                    try:
+                        _, count, _ = channel.queue_declare(queue=delivery_queue(name, priority), passive=True)
+                    except ChannelError:
+                        count = 0  # never declared or drained away: nothing waiting
+                    if count == 0:
+                        empty.add((name, priority))
+    except Exception:
+        logger.warning("cannot inspect broker queues; lost messages are not looked for this time", exc_info=True)
+        return set()
+    return empty
+
+
+def sweep_shard(alias: str, *, empty_queues: set[tuple[str, str]] = frozenset(), limit: int | None = None) -> int:
     now = timezone.now()
     limit = limit or settings.SWEEP_BATCH_LIMIT
     with transaction.atomic(using=alias):
         rows = list(
             Delivery.objects.using(alias)
             .select_for_update(skip_locked=True)
-            .filter(_due(now))
+            .filter(_due(now, empty_queues))
             .values_list("id", "channel", "priority")[:limit]
         )
         if not rows:
@@ -69,9 +111,17 @@ def sweep_shard(alias: str, *, limit: int | None = None) -> int:
 
 def sweep() -> SweepReport:
     report = SweepReport()
-    for alias in shard_aliases():
+    now = timezone.now()
+    aliases = shard_aliases()
+    empty_queues: set[tuple[str, str]] = set()
+    try:
+        if any(_has_stuck(alias, now) for alias in aliases):
+            empty_queues = empty_delivery_queues()
+    except Exception:
+        logger.exception("looking for stuck deliveries failed")
+    for alias in aliases:
         try:
-            report.republished[alias] = sweep_shard(alias)
+            report.republished[alias] = sweep_shard(alias, empty_queues=empty_queues)
         except Exception:
             # One shard being down must not stop the others from being swept.
             logger.exception("sweep of %s failed", alias)
