@@ -4,7 +4,8 @@ import os
 
 from config.runtime import freeze_startup_objects
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+# Loopback unless told otherwise (the Procfile binds all interfaces for a platform router).
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Sync workers serve one request per connection, so requests spread evenly over workers;
 # run behind a proxy that buffers slow clients (nginx, a cloud load balancer).
 worker_class = os.environ.get("WEB_WORKER_CLASS", "sync")
