@@ -8,13 +8,11 @@ silently empty string in a customer's email.
 from __future__ import annotations
 
 import re
-import threading
 from html import escape  # what django.utils.html.escape does, minus its lazy-string check
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from cachetools import TTLCache
-from django.conf import settings
+from config.caching import ConfigCache
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import Template as DjangoTemplate
 from django.template.base import TextNode, Variable, VariableNode
@@ -141,54 +139,21 @@ def validate_sources(**sources: str) -> dict[str, str]:
     return errors
 
 
-class _TemplateCatalog:
-    """Compiled templates per notification type, cached for CONFIG_CACHE_SECONDS.
+def _load_templates(type_key: str) -> dict[str, CompiledTemplate]:
+    from templates_app.models import Template
 
-    Looked up several times per notification, so the TTL is read from settings once, when
-    the cache is built, not per call (Django's lazy settings are slow on a hot path).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cache: TTLCache | None = None
-        self._enabled: bool | None = None
-
-    def _load(self, type_key: str) -> dict[str, CompiledTemplate]:
-        from templates_app.models import Template
-
-        return {row.channel: compile_template(row) for row in Template.objects.filter(type_key=type_key)}
-
-    def for_type(self, type_key: str) -> dict[str, CompiledTemplate]:
-        with self._lock:
-            if self._enabled is None:
-                ttl = settings.CONFIG_CACHE_SECONDS
-                self._enabled = ttl > 0
-                self._cache = TTLCache(maxsize=4096, ttl=ttl) if self._enabled else None
-            if self._enabled:
-                cached = self._cache.get(type_key)
-                if cached is not None:
-                    return cached
-        compiled = self._load(type_key)
-        if self._enabled:
-            with self._lock:
-                if self._cache is not None:
-                    self._cache[type_key] = compiled
-        return compiled
-
-    def clear(self) -> None:
-        with self._lock:
-            self._cache = None
-            self._enabled = None
+    return {row.channel: compile_template(row) for row in Template.objects.filter(type_key=type_key)}
 
 
-template_catalog = _TemplateCatalog()
+# Compiled templates per notification type: template_catalog.get(type_key) -> {channel: ...}
+template_catalog: ConfigCache[dict[str, CompiledTemplate]] = ConfigCache(_load_templates, maxsize=4096)
 
 
 def render_channel(type_key: str, channel: str, data: Mapping[str, Any]) -> dict[str, str] | None:
     """The rendered payload for one channel, or None when the type has no template for it."""
-    compiled = template_catalog.for_type(type_key).get(channel)
+    compiled = template_catalog.get(type_key).get(channel)
     return None if compiled is None else compiled.render(data)
 
 
 def channels_with_templates(type_key: str) -> frozenset[str]:
-    return frozenset(template_catalog.for_type(type_key))
+    return frozenset(template_catalog.get(type_key))

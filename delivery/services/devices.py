@@ -41,6 +41,18 @@ def register_device(user_id: str, *, platform: str, token: str) -> tuple[Device,
     raise RuntimeError("device registration kept conflicting")  # pragma: no cover
 
 
+def device_document(device: Device) -> dict:
+    """A device as the API shows it: the token itself never leaves the service."""
+    return {
+        "id": device.id,
+        "platform": device.platform,
+        "token_preview": device.token_preview,
+        "active": device.active,
+        "created_at": device.created_at,
+        "last_seen_at": device.last_seen_at,
+    }
+
+
 def list_devices(user_id: str) -> list[Device]:
     return list(Device.objects.for_user(user_id).filter(user_id=user_id).order_by("created_at"))
 

@@ -152,23 +152,12 @@ class RecipientView(ServiceApiView):
         return Response(recipients.recipient_document(recipient), status=201 if created else 200)
 
 
-def _device_body(device) -> dict:
-    return {
-        "id": device.id,
-        "platform": device.platform,
-        "token_preview": device.token_preview,
-        "active": device.active,
-        "created_at": device.created_at,
-        "last_seen_at": device.last_seen_at,
-    }
-
-
 class RecipientDevicesView(ServiceApiView):
     required_scopes = {"GET": "recipients", "POST": "recipients", "DELETE": "recipients"}
 
     @extend_schema(operation_id="list_devices", parameters=[_USER_ID_PARAM], responses={200: DeviceOut, **ERRORS})
     def get(self, request, user_id: str):
-        return Response({"devices": [_device_body(d) for d in devices.list_devices(_user_id(user_id))]})
+        return Response({"devices": [devices.device_document(d) for d in devices.list_devices(_user_id(user_id))]})
 
     @extend_schema(
         operation_id="register_device",
@@ -181,7 +170,7 @@ class RecipientDevicesView(ServiceApiView):
         user_id = _user_id(user_id)
         body = self.parse(request, DeviceRequest)
         device, created = devices.register_device(user_id, platform=body.platform, token=body.token)
-        return Response(_device_body(device), status=201 if created else 200)
+        return Response(devices.device_document(device), status=201 if created else 200)
 
     @extend_schema(
         operation_id="remove_device",

@@ -6,17 +6,10 @@ this process's copy at once; other processes see the change within CONFIG_CACHE_
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
 
-from cachetools import TTLCache
-from django.conf import settings
-
+from config.caching import ConfigCache
 from notifications.models import ApiClient, NotificationType
-
-T = TypeVar("T")
-_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -40,38 +33,6 @@ class ClientInfo:
 
     def may_send_type(self, type_key: str) -> bool:
         return self.allowed_types is None or type_key in self.allowed_types
-
-
-class _Cache(Generic[T]):
-    """A TTL cache whose TTL is read from settings once per build, not per lookup."""
-
-    def __init__(self, load: Callable[[str], T | None]) -> None:
-        self._load = load
-        self._lock = threading.Lock()
-        self._entries: TTLCache | None = None
-        self._enabled: bool | None = None
-
-    def get(self, key: str) -> T | None:
-        with self._lock:
-            if self._enabled is None:
-                ttl = settings.CONFIG_CACHE_SECONDS
-                self._enabled = ttl > 0
-                self._entries = TTLCache(maxsize=10_000, ttl=ttl) if self._enabled else None
-            if not self._enabled:
-                value = _ABSENT
-            else:
-                value = self._entries.get(key, _ABSENT)
-        if value is _ABSENT:
-            value = self._load(key)
-            with self._lock:
-                if self._entries is not None:
-                    self._entries[key] = value
-        return value  # type: ignore[return-value]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries = None
-            self._enabled = None
 
 
 def _load_type(key: str) -> TypeInfo | None:
@@ -102,8 +63,8 @@ def _load_client(prefix: str) -> ClientInfo | None:
     )
 
 
-_types: _Cache[TypeInfo] = _Cache(_load_type)
-_clients: _Cache[ClientInfo] = _Cache(_load_client)
+_types: ConfigCache[TypeInfo | None] = ConfigCache(_load_type)
+_clients: ConfigCache[ClientInfo | None] = ConfigCache(_load_client)
 
 
 def get_type(key: str) -> TypeInfo | None:

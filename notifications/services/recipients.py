@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.sharding import shard_for_user
-from delivery.services.devices import list_devices
+from delivery.services.devices import device_document, list_devices
 from notifications.models import Recipient
 from notifications.schemas import RecipientRequest
 
@@ -61,15 +61,5 @@ def recipient_document(recipient: Recipient) -> dict[str, Any]:
         "timezone": recipient.timezone,
         "created_at": recipient.created_at,
         "updated_at": recipient.updated_at,
-        "devices": [
-            {
-                "id": device.id,
-                "platform": device.platform,
-                "token_preview": device.token_preview,
-                "active": device.active,
-                "created_at": device.created_at,
-                "last_seen_at": device.last_seen_at,
-            }
-            for device in list_devices(recipient.user_id)
-        ],
+        "devices": [device_document(device) for device in list_devices(recipient.user_id)],
     }

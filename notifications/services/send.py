@@ -304,7 +304,7 @@ def _plan_shard(alias, items: list[PreparedSend], client_id: int, now, field_pre
     for item in items:
         type_key = item.type.key
         if type_key not in templates:
-            templates[type_key] = template_catalog.for_type(type_key)
+            templates[type_key] = template_catalog.get(type_key)
         try:
             planned.append(plan(item, recipient_facts(stored.get(item.user_id), item), client_id, now, templates[type_key]))
         except MissingVariables as exc:
