@@ -75,7 +75,7 @@ def prepare() -> str:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from config.bulk import bulk_insert
+    from config.bulk import Rows, insert_rows
     from config.redis import get_redis
     from config.sharding import new_id_for_user, shard_for_user
     from delivery.models import Device
@@ -97,8 +97,7 @@ def prepare() -> str:
     columns = ("user_id", "email", "email_verified", "email_bounced", "phone", "phone_verified", "locale", "timezone", "created_at", "updated_at")
     device_columns = ("id", "user_id", "platform", "token", "active", "deactivated_reason", "created_at", "updated_at", "last_seen_at")
     for alias, rows in by_shard.items():
-        bulk_insert(alias, Recipient, columns, rows)
-        bulk_insert(alias, Device, device_columns, devices[alias])
+        insert_rows(alias, [Rows(Recipient, columns, rows), Rows(Device, device_columns, devices[alias])])
     return create_api_client(f"bench-{uuid.uuid4().hex[:6]}", allowed_types=["*"], may_send_critical=True).key
 
 
@@ -122,7 +121,7 @@ def postgres_limits(seconds: int) -> dict:
     from django.db import connections, transaction
     from django.utils import timezone
 
-    from config.bulk import bulk_insert
+    from config.bulk import Rows, insert_rows
     from config.sharding import new_id
     from delivery.models import Delivery
     from delivery.services.records import _COLUMNS
@@ -131,12 +130,12 @@ def postgres_limits(seconds: int) -> dict:
     now = timezone.now()
     rows = [
         (new_id(1), new_id(1), "u", "email", "normal", "queued", "", "a@example.com", {"subject": "s", "text": "t"},
-         0, None, now, "", "", "", now, now)
+         0, None, now, now, "", "", "", now, now)
         for _ in range(100_000)
     ]  # fmt: skip
     started = time.perf_counter()
     with transaction.atomic(using=alias):
-        bulk_insert(alias, Delivery, _COLUMNS, rows)
+        insert_rows(alias, [Rows(Delivery, _COLUMNS, rows)])
     copy_rows_per_s = len(rows) / (time.perf_counter() - started)
     with connections[alias].cursor() as cursor:
         cursor.execute("TRUNCATE delivery_delivery")

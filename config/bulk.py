@@ -76,7 +76,7 @@ def _layout(connection, batch: Rows):
 def _json_ready(fields, rows):
     """Rows whose JSON values are all JsonText go as they are; others get wrapped."""
     positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
-    if not positions or all(isinstance(rows[0][i], JsonText) for i in positions):
+    if not positions or all(isinstance(row[i], Jsonb) for row in rows for i in positions):
         return rows
     ready = []
     for row in rows:
@@ -142,7 +142,3 @@ def _insert_generic(connection, batch: Rows) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders})", prepared)
-
-
-def bulk_insert(alias: str, model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    insert_rows(alias, [Rows(model, columns, rows)])

@@ -16,9 +16,6 @@ class ShardedQuerySet(models.QuerySet):
     def for_id(self, value: uuid.UUID | str) -> "ShardedQuerySet":
         return self.using(shard_for_id(value))
 
-    def on_shard(self, alias: str) -> "ShardedQuerySet":
-        return self.using(alias)
-
 
 ShardedManager = models.Manager.from_queryset(ShardedQuerySet)
 

@@ -286,8 +286,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 1.0)
 # A claimed delivery belongs to its worker for this long; after that the sweep hands it out again.
 DELIVERY_LEASE_SECONDS = env_float("DELIVERY_LEASE_SECONDS", 120.0)
-# A delivery published but still queued after this long is assumed lost by the broker.
+# A delivery still queued this long after being published is published again; each time it
+# waits as long again as it has been queued (doubling), up to the cap, so a long backlog
+# behind stopped workers is republished a few times, not every few minutes.
 STUCK_QUEUED_AFTER_SECONDS = env_float("STUCK_QUEUED_AFTER_SECONDS", 600.0)
+REPUBLISH_MAX_SPACING_SECONDS = env_float("REPUBLISH_MAX_SPACING_SECONDS", 6 * 3600.0)
 SWEEP_BATCH_LIMIT = env_int("SWEEP_BATCH_LIMIT", 5000)
 # Deliveries per published task (FCM send_each takes 500, SendGrid 1000 personalizations).
 DELIVERY_BATCH_SIZE = {"email": 100, "sms": 50, "push": 500, "inapp": 500}
@@ -319,7 +322,6 @@ CONSOLE_PROVIDER_DELAY_SECONDS = env_float("CONSOLE_PROVIDER_DELAY_SECONDS", 0.0
 # --- API --------------------------------------------------------------------------------------
 
 NOTIFICATION_DATA_MAX_BYTES = 16 * 1024
-BULK_MAX_ITEMS = 1000
 SEND_AT_MAX_AHEAD_DAYS = 7
 # Seconds a request waits for a concurrent request holding the same idempotency key.
 IDEMPOTENCY_WAIT_SECONDS = env_float("IDEMPOTENCY_WAIT_SECONDS", 3.0)

@@ -47,7 +47,10 @@ class Delivery(ShardedModel):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    published_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True, help_text="last successful publish; empty if it failed")
+    republish_at = models.DateTimeField(
+        null=True, blank=True, help_text="queued and not picked up by then: the sweep publishes it again"
+    )
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=128, blank=True)
     last_error = models.TextField(blank=True)
@@ -65,7 +68,7 @@ class Delivery(ShardedModel):
                 name="delivery_due_idx",
             ),
             models.Index(fields=["lease_expires_at"], condition=Q(status="sending"), name="delivery_lease_idx"),
-            models.Index(fields=["published_at"], condition=Q(status="queued"), name="delivery_queued_idx"),
+            models.Index(fields=["republish_at"], condition=Q(status="queued"), name="delivery_republish_idx"),
         ]
 
     def __str__(self) -> str:

@@ -77,6 +77,7 @@ TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_timezone)]
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$")]
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False)
+BULK_MAX_ITEMS = 1000
 
 
 class InlineRecipient(BaseModel):
@@ -113,7 +114,7 @@ class SendNotificationRequest(BaseModel):
 
 class BulkSendRequest(BaseModel):
     model_config = _STRICT
-    items: list[SendNotificationRequest] = Field(min_length=1, max_length=1000)
+    items: list[SendNotificationRequest] = Field(min_length=1, max_length=BULK_MAX_ITEMS)
 
 
 class ChannelResult(BaseModel):
@@ -219,12 +220,16 @@ class RecipientResponse(BaseModel):
     devices: list[DeviceOut]
 
 
+# Long enough for FCM, APNs and web-push tokens; short enough for the (user, token) index.
+DeviceToken = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
 class DeviceRequest(BaseModel):
     model_config = _STRICT
     platform: Platform
-    token: Annotated[str, Field(min_length=1, max_length=4096)]
+    token: DeviceToken
 
 
 class DeviceDeleteRequest(BaseModel):
     model_config = _STRICT
-    token: Annotated[str, Field(min_length=1, max_length=4096)]
+    token: DeviceToken

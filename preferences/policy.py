@@ -75,9 +75,6 @@ class SendDecision:
             return PREFERENCE_BLOCKED
         return UNDELIVERABLE
 
-    def verdict(self, channel: str) -> ChannelVerdict | None:
-        return next((v for v in self.verdicts if v.channel == channel), None)
-
 
 def _address_problem(channel: str, recipient: RecipientFacts) -> str | None:
     if channel == "email":

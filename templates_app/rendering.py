@@ -1,15 +1,16 @@
 """Render a notification type's templates with a notification's data.
 
 Rendering only: this module knows templates and data, nothing about users or delivery.
-A variable the template uses but the data lacks is an error naming the variable, never a
-silently empty string in a customer's email.
+A variable the template prints unconditionally but the data lacks is an error naming the
+variable, never a silently empty string in a customer's email. Variables given a fallback
+(``|default``, ``|default_if_none``) or used inside tags (``{% if %}``, ``{% for %}``) follow
+Django's usual rules: missing is empty.
 """
 
 from __future__ import annotations
 
-import re
-from html import escape  # what django.utils.html.escape does, minus its lazy-string check
 from dataclasses import dataclass
+from html import escape  # what django.utils.html.escape does, minus its lazy-string check
 from typing import Any, Mapping
 
 from config.caching import ConfigCache
@@ -17,11 +18,9 @@ from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import Template as DjangoTemplate
 from django.template.base import TextNode, Variable, VariableNode
 
-_MISSING = "\x00missing:%s\x00"
-_MISSING_RE = re.compile("\x00missing:(.*?)\x00")
-
 # A private engine: the project's TEMPLATES setting configures HTML pages, not messages.
-_engine = Engine(string_if_invalid=_MISSING, autoescape=True)
+_engine = Engine(autoescape=True)
+_FALLBACK_FILTERS = {"default", "default_if_none"}
 
 # What each channel's payload holds, and from which template field.
 _CHANNEL_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -65,11 +64,29 @@ def _simple_parts(template: DjangoTemplate) -> tuple[tuple[bool, str], ...] | No
     return tuple(parts)
 
 
+def _required_names(template: DjangoTemplate) -> frozenset[str]:
+    """Data keys the template prints unconditionally: top-level ``{{ name... }}`` without a
+    fallback filter. (Inside tags, a variable may be guarded; Django's rules apply.)"""
+    names = set()
+    for node in template.nodelist:
+        if not isinstance(node, VariableNode):
+            continue
+        expression = node.filter_expression
+        var = expression.var
+        if not isinstance(var, Variable) or var.literal is not None or not var.lookups:
+            continue
+        if any(func.__name__ in _FALLBACK_FILTERS for func, _ in expression.filters):
+            continue
+        names.add(var.lookups[0])
+    return frozenset(names)
+
+
 @dataclass(frozen=True)
 class CompiledField:
     key: str
     template: DjangoTemplate
     parts: tuple[tuple[bool, str], ...] | None
+    required: frozenset[str] = frozenset()
 
     def render(self, data: Mapping[str, Any], missing: list[str]) -> str:
         html = self.key in _HTML_FIELDS
@@ -90,10 +107,11 @@ class CompiledField:
                     break  # numbers, lists...: Django's formatting rules apply
             else:
                 return "".join(out)
-        text = self.template.render(Context(data, autoescape=html))
-        if "\x00" in text:
-            missing.extend(_MISSING_RE.findall(text))
-        return text
+        absent = [name for name in self.required if name not in data]
+        if absent:
+            missing.extend(absent)
+            return ""
+        return self.template.render(Context(data, autoescape=html))
 
 
 _ABSENT = object()
@@ -123,7 +141,7 @@ def compile_template(template) -> CompiledTemplate:
         source = getattr(template, source_field)
         if source:
             compiled = compile_source(source)
-            fields.append(CompiledField(key, compiled, _simple_parts(compiled)))
+            fields.append(CompiledField(key, compiled, _simple_parts(compiled), _required_names(compiled)))
     return CompiledTemplate(template.type_key, template.channel, tuple(fields))
 
 
@@ -147,12 +165,6 @@ def _load_templates(type_key: str) -> dict[str, CompiledTemplate]:
 
 # Compiled templates per notification type: template_catalog.get(type_key) -> {channel: ...}
 template_catalog: ConfigCache[dict[str, CompiledTemplate]] = ConfigCache(_load_templates, maxsize=4096)
-
-
-def render_channel(type_key: str, channel: str, data: Mapping[str, Any]) -> dict[str, str] | None:
-    """The rendered payload for one channel, or None when the type has no template for it."""
-    compiled = template_catalog.get(type_key).get(channel)
-    return None if compiled is None else compiled.render(data)
 
 
 def channels_with_templates(type_key: str) -> frozenset[str]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from django.conf import settings
@@ -50,7 +50,6 @@ class SendResult:
     delivery_id: uuid.UUID
     provider_message_id: str = ""
     error: DeliveryError | None = None
-    invalid_device_tokens: tuple[str, ...] = field(default=())
 
     @property
     def ok(self) -> bool:

@@ -9,6 +9,7 @@ worker whose lease expired cannot overwrite the work of the one that took over.
 from __future__ import annotations
 
 import logging
+import traceback
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -141,8 +142,13 @@ def _call_provider(provider, messages: list[OutboundMessage]) -> dict[uuid.UUID,
     except TemporaryDeliveryError as exc:
         return {m.delivery_id: SendResult(m.delivery_id, error=exc) for m in messages}
     except Exception as exc:  # a provider bug must not lose the batch: dead-letter it, visibly
-        logger.exception("provider %s raised unexpectedly on %d message(s)", provider.name, len(messages))
-        error = DeliveryError(f"{type(exc).__name__}: {exc}", reason=UNEXPECTED_ERROR)
+        # Where it failed, not what it said: provider messages often quote addresses.
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+        logger.error(
+            "provider %s raised %s at %s on %d message(s)", provider.name, type(exc).__name__, where, len(messages)
+        )
+        error = DeliveryError(f"{type(exc).__name__} in provider {provider.name}", reason=UNEXPECTED_ERROR)
         return {m.delivery_id: SendResult(m.delivery_id, error=error) for m in messages}
     by_id = {result.delivery_id: result for result in results}
     missing = DeliveryError("provider returned no result for this message", reason=UNEXPECTED_ERROR)

@@ -8,7 +8,8 @@ from collections import defaultdict
 from typing import Iterable
 
 from django.conf import settings
-from kombu.utils.uuid import uuid
+from django.utils import timezone
+from kombu.utils.uuid import uuid as new_task_id
 
 from config.celery import app as celery_app
 from config.queues import delivery_queue
@@ -52,7 +53,7 @@ def publish_deliveries(alias: str, deliveries: Iterable[tuple[uuid.UUID, str, st
             # raises here and the rows go to the sweep).
             for queue, ids in batches:
                 message = amqp.create_task_message(
-                    uuid(), DELIVER_TASK, [ids], {}, argsrepr=f"[{len(ids)} deliveries]", kwargsrepr="{}"
+                    new_task_id(), DELIVER_TASK, [ids], {}, argsrepr=f"[{len(ids)} deliveries]", kwargsrepr="{}"
                 )
                 amqp.send_task_message(producer, DELIVER_TASK, message, queue=queue, declare=[], retry=False)
     except Exception:
@@ -64,10 +65,11 @@ def publish_deliveries(alias: str, deliveries: Iterable[tuple[uuid.UUID, str, st
 
 
 def mark_unpublished(alias: str, delivery_ids: list[str]) -> None:
+    """Hand the rows to the next sweep (within a second) instead of their republish deadline."""
     try:
         Delivery.objects.using(alias).filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED).update(
-            published_at=None
+            published_at=None, republish_at=timezone.now()
         )
     except Exception:
-        # The rows keep their publish stamp; the sweep's stuck-queued rule still finds them.
+        # The rows keep their republish deadline; the sweep still finds them, later.
         logger.exception("could not mark %d deliveries unpublished on %s", len(delivery_ids), alias)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from config.bulk import Rows, insert_rows, json_text
+from django.conf import settings
+
+from config.bulk import Rows, json_text
 from delivery.models import Delivery, DeliveryStatus
 
 _COLUMNS = (
@@ -23,6 +25,7 @@ _COLUMNS = (
     "attempts",
     "next_attempt_at",
     "published_at",
+    "republish_at",
     "provider",
     "provider_message_id",
     "last_error",
@@ -52,9 +55,12 @@ class PlannedDelivery:
 def delivery_rows(planned: Sequence[PlannedDelivery], now: datetime) -> Rows:
     """Planned deliveries as rows to insert inside the send transaction.
 
-    Queued rows are stamped published now: the publish follows the commit, and only a failed
-    publish clears the stamp, which is what the sweep looks for.
+    Queued rows are stamped published now (the publish follows the commit) and get a
+    republish deadline: if nothing has picked them up by then — the process died between
+    commit and publish, the broker lost the message, a worker failed before claiming — the
+    sweep publishes them again. A failed publish moves the deadline to now.
     """
+    republish_at = now + timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS)
     return Rows(
         Delivery,
         _COLUMNS,
@@ -72,6 +78,7 @@ def delivery_rows(planned: Sequence[PlannedDelivery], now: datetime) -> Rows:
                 0,
                 p.next_attempt_at,
                 now if p.status == DeliveryStatus.QUEUED else None,
+                republish_at if p.status == DeliveryStatus.QUEUED else None,
                 "",
                 "",
                 "",
@@ -83,5 +90,3 @@ def delivery_rows(planned: Sequence[PlannedDelivery], now: datetime) -> Rows:
     )
 
 
-def insert_planned(alias: str, planned: Sequence[PlannedDelivery], now: datetime) -> None:
-    insert_rows(alias, [delivery_rows(planned, now)])

@@ -1,110 +1,115 @@
 """The outbox sweep: publish every delivery that is due and not on its way.
 
 Runs every SWEEP_INTERVAL_SECONDS from beat. It is what makes a 202 a promise: whatever
-happened to the broker message (never published, lost by the broker, or its worker killed
-mid-send), the delivery row is still there and the sweep hands it out again. Running it
-twice at once is harmless: a delivery is sent only by whoever claims it.
+happened to the broker message (never published, lost by the broker, dropped by a worker
+that failed before claiming, or its worker killed mid-send), the delivery row is still there
+and the sweep hands it out again. Running it twice at once is harmless: a delivery is sent
+only by whoever claims it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from kombu.exceptions import ChannelError
-
-from config.celery import app as celery_app
-from config.queues import delivery_queue
 from config.sharding import shard_aliases
+from delivery import retry
 from delivery.models import Delivery, DeliveryStatus
 from delivery.services.publishing import publish_deliveries
 
 logger = logging.getLogger(__name__)
 
+LEASE_EXPIRED = "lease_expired"
+
 
 @dataclass
 class SweepReport:
     republished: dict[str, int] = field(default_factory=dict)  # per shard
+    dead_lettered: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
         return sum(self.republished.values())
 
 
-def _due(now, empty_queues: set[tuple[str, str]]) -> Q:
-    due = (
+def _due(now: datetime) -> Q:
+    return (
         # scheduled sends whose time came, and retries whose backoff elapsed
         Q(status__in=[DeliveryStatus.SCHEDULED, DeliveryStatus.RETRYING], next_attempt_at__lte=now)
-        # the publish after commit failed (broker down)
-        | Q(status=DeliveryStatus.QUEUED, published_at__isnull=True)
+        # queued and not picked up by its deadline (or its publish failed: deadline now)
+        | Q(status=DeliveryStatus.QUEUED, republish_at__lte=now)
         # claimed by a worker that did not finish within its lease (killed, hung)
         | Q(status=DeliveryStatus.SENDING, lease_expires_at__lt=now)
     )
-    for channel, priority in empty_queues:
-        # published long ago, still queued, and its queue is empty: the broker lost it
-        due |= Q(status=DeliveryStatus.QUEUED, published_at__lt=_stuck_before(now), channel=channel, priority=priority)
-    return due
 
 
-def _stuck_before(now):
-    return now - timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS)
+def _republish_spacing(age_seconds: float) -> float:
+    """Wait as long again as the delivery has been queued (doubling), within bounds."""
+    spacing = settings.STUCK_QUEUED_AFTER_SECONDS
+    cap = settings.REPUBLISH_MAX_SPACING_SECONDS
+    while spacing < age_seconds and spacing < cap:
+        spacing *= 2
+    return min(spacing, cap)
 
 
-def _has_stuck(alias: str, now) -> bool:
-    return (
-        Delivery.objects.using(alias)
-        .filter(status=DeliveryStatus.QUEUED, published_at__lt=_stuck_before(now))
-        .exists()
-    )
+def dead_letter_exhausted_leases(alias: str, now: datetime) -> int:
+    """A delivery whose every attempt ended with its worker gone (it crashes or hangs the
+    worker) stops being handed out: dead-lettered, visible and replayable."""
+    total = 0
+    for channel in settings.CHANNELS:
+        total += (
+            Delivery.objects.using(alias)
+            .filter(
+                status=DeliveryStatus.SENDING,
+                channel=channel,
+                lease_expires_at__lt=now,
+                attempts__gte=retry.max_attempts(channel),
+            )
+            .update(
+                status=DeliveryStatus.DEAD_LETTERED,
+                reason=LEASE_EXPIRED,
+                last_error="no worker finished this delivery within its lease, on every attempt",
+                lease_token=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+    return total
 
 
-def empty_delivery_queues() -> set[tuple[str, str]]:
-    """(channel, priority) pairs whose broker queue holds nothing.
-
-    A delivery queued long ago is only assumed lost when its queue is empty (e.g. Redis
-    restarted without persistence); a long backlog behind stopped workers is not lost, and
-    republishing it every few minutes would flood the broker.
-    """
-    empty = set()
-    try:
-        with celery_app.connection_for_read() as connection:
-            channel = connection.default_channel
-            for name in settings.CHANNELS:
-                for priority in settings.PRIORITIES:
-                    try:
-                        _, count, _ = channel.queue_declare(queue=delivery_queue(name, priority), passive=True)
-                    except ChannelError:
-                        count = 0  # never declared or drained away: nothing waiting
-                    if count == 0:
-                        empty.add((name, priority))
-    except Exception:
-        logger.warning("cannot inspect broker queues; lost messages are not looked for this time", exc_info=True)
-        return set()
-    return empty
-
-
-def sweep_shard(alias: str, *, empty_queues: set[tuple[str, str]] = frozenset(), limit: int | None = None) -> int:
+def sweep_shard(alias: str, *, limit: int | None = None) -> int:
     now = timezone.now()
     limit = limit or settings.SWEEP_BATCH_LIMIT
     with transaction.atomic(using=alias):
         rows = list(
             Delivery.objects.using(alias)
             .select_for_update(skip_locked=True)
-            .filter(_due(now, empty_queues))
-            .values_list("id", "channel", "priority")[:limit]
+            .filter(_due(now))
+            .values_list("id", "channel", "priority", "created_at")[:limit]
         )
         if not rows:
             return 0
-        Delivery.objects.using(alias).filter(id__in=[row[0] for row in rows]).update(
-            status=DeliveryStatus.QUEUED, published_at=now, lease_token=None, lease_expires_at=None, updated_at=now
-        )
-        transaction.on_commit(lambda: publish_deliveries(alias, rows), using=alias)
+        by_spacing: dict[float, list] = defaultdict(list)
+        for delivery_id, _, _, created_at in rows:
+            by_spacing[_republish_spacing((now - created_at).total_seconds())].append(delivery_id)
+        for spacing, ids in by_spacing.items():
+            Delivery.objects.using(alias).filter(id__in=ids).update(
+                status=DeliveryStatus.QUEUED,
+                published_at=now,
+                republish_at=now + timedelta(seconds=spacing),
+                lease_token=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        to_publish = [(delivery_id, channel, priority) for delivery_id, channel, priority, _ in rows]
+        transaction.on_commit(lambda: publish_deliveries(alias, to_publish), using=alias)
     logger.info("sweep published %d deliveries on %s", len(rows), alias)
     return len(rows)
 
@@ -112,17 +117,21 @@ def sweep_shard(alias: str, *, empty_queues: set[tuple[str, str]] = frozenset(),
 def sweep() -> SweepReport:
     report = SweepReport()
     now = timezone.now()
-    aliases = shard_aliases()
-    empty_queues: set[tuple[str, str]] = set()
-    try:
-        if any(_has_stuck(alias, now) for alias in aliases):
-            empty_queues = empty_delivery_queues()
-    except Exception:
-        logger.exception("looking for stuck deliveries failed")
-    for alias in aliases:
+    for alias in shard_aliases():
         try:
-            report.republished[alias] = sweep_shard(alias, empty_queues=empty_queues)
+            report.dead_lettered[alias] = dead_letter_exhausted_leases(alias, now)
+            report.republished[alias] = sweep_shard(alias)
         except Exception:
             # One shard being down must not stop the others from being swept.
-            logger.exception("sweep of %s failed", alias)
+            logger.error("sweep of %s failed", alias, exc_info=True)
     return report
+
+
+def republish_all_queued() -> int:
+    """After a restart of the in-memory broker (embedded profile) nothing queued survives in
+    it: make every queued delivery due at once rather than at its republish deadline."""
+    now = timezone.now()
+    return sum(
+        Delivery.objects.using(alias).filter(status=DeliveryStatus.QUEUED).update(republish_at=now)
+        for alias in shard_aliases()
+    )

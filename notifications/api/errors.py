@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from pydantic import ValidationError
 from rest_framework import exceptions as drf
@@ -81,8 +81,12 @@ def to_api_error(exc: Exception) -> ApiError | None:
     if isinstance(exc, RequestDataTooBig):
         return ApiError(413, "body_too_large", "the request body is too large")
     if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.exception("database unavailable")
+        logger.error("database unavailable: %s", type(exc.__cause__ or exc).__name__)
         return ApiError(503, "storage_unavailable", "the notification store is unavailable; retry later")
+    if isinstance(exc, DataError):
+        return ApiError(400, "invalid_value", "a value cannot be stored (too long, or not representable)")
+    if isinstance(exc, IntegrityError):
+        return ApiError(409, "conflict", "the request conflicts with stored data; retry")
     return None
 
 

@@ -68,7 +68,6 @@ class Verdict(Enum):
 class Reservation:
     verdict: Verdict
     notification_id: uuid.UUID | None = None
-    outcome: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,11 +89,11 @@ def _judge(value: bytes | None, request: KeyRequest) -> Reservation | None:
     """What a stored value means for ``request``; None means wait (or retry the SET)."""
     if value is None:
         return None
-    state, notification_id, fingerprint, *rest = value.decode().split("|")
+    state, notification_id, fingerprint, *_ = value.decode().split("|")
     if fingerprint != request.fingerprint:
         return Reservation(Verdict.CONFLICT)
     if state == "d":
-        return Reservation(Verdict.DUPLICATE, uuid.UUID(notification_id), rest[0] if rest else "")
+        return Reservation(Verdict.DUPLICATE, uuid.UUID(notification_id))
     return None
 
 
@@ -143,7 +142,7 @@ def reserve(
                     if hit is None:
                         still.append(i)
                     elif hit[1] == requests[i].fingerprint:
-                        results[i] = Reservation(Verdict.DUPLICATE, hit[0], hit[2])
+                        results[i] = Reservation(Verdict.DUPLICATE, hit[0])
                     else:
                         results[i] = Reservation(Verdict.CONFLICT)
                 waiting = still

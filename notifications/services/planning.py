@@ -1,7 +1,7 @@
 """Turn an authorized send into rows: recipient facts -> decision -> rendered deliveries.
 
-Everything here works on one shard's batch and touches the database only to read the
-recipients (one query per shard); the rows it plans are written by the send pipeline.
+Pure planning: no database access. The send pipeline reads the recipients (one query per
+shard) before and writes the planned rows after.
 """
 
 from __future__ import annotations
@@ -11,21 +11,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from django.db import connections
-
 from config.bulk import JsonText
 from config.sharding import bucket_for, new_id
 from delivery.models import DeliveryStatus
 from delivery.services.records import PlannedDelivery
-from notifications.models import Outcome, Recipient
+from notifications.models import Outcome
 from notifications.schemas import SendNotificationRequest
 from notifications.services.catalog import TypeInfo
 from notifications.services.idempotency import KeyRequest
+from notifications.services.recipients import INLINE_FIELDS
 from preferences import policy
 from templates_app.rendering import CompiledTemplate, MissingVariables
 
-RECIPIENT_FIELDS = ("email", "email_verified", "email_bounced", "phone", "phone_verified", "locale", "timezone")
-INLINE_FIELDS = ("email", "phone", "locale", "timezone")
 
 
 @dataclass
@@ -74,50 +71,6 @@ NOTIFICATION_COLUMNS = (
     "created_at",
 )
 INBOX_COLUMNS = ("notification_id", "user_id", "type_key", "category", "title", "body", "action_url", "created_at", "visible_at")
-
-
-def _recipient_sql(connection, count: int) -> str:
-    quote = connection.ops.quote_name
-    meta = Recipient._meta
-    columns = ", ".join(quote(meta.get_field(name).column) for name in ("user_id", *RECIPIENT_FIELDS))
-    if connection.vendor == "postgresql":
-        # One statement text for any number of users, so PostgreSQL can keep it prepared.
-        condition = f"{quote('user_id')} = ANY(%s)"
-    else:
-        condition = f"{quote('user_id')} IN ({', '.join(['%s'] * count)})"
-    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {condition}"
-
-
-def load_recipients(alias: str, user_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """Contact facts per user id, in one query. Plain SQL: this runs on every send, and the
-    ORM's query compilation costs more than the indexed lookup itself."""
-    if not user_ids:
-        return {}
-    connection = connections[alias]
-    sql = _recipient_sql(connection, len(user_ids))
-    if connection.vendor == "postgresql":
-        import psycopg
-
-        connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, [list(user_ids)])
-            rows = cursor.fetchall()
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, list(user_ids))
-            rows = cursor.fetchall()
-    recipients = {}
-    for user_id, email, email_verified, email_bounced, phone, phone_verified, locale, tz in rows:
-        recipients[user_id] = {
-            "email": email,
-            "email_verified": bool(email_verified),
-            "email_bounced": bool(email_bounced),
-            "phone": phone,
-            "phone_verified": bool(phone_verified),
-            "locale": locale,
-            "timezone": tz,
-        }
-    return recipients
 
 
 def recipient_facts(stored: dict[str, Any] | None, prepared: PreparedSend) -> dict[str, Any]:
@@ -231,35 +184,12 @@ def plan(
     return PlannedNotification(prepared, str(outcome), notification_row, deliveries, inbox_row, channels)
 
 
-def upsert_inline_recipients(alias: str, planned: list[PlannedNotification], now: datetime) -> None:
-    """Create or update the recipients given inline, inside the send transaction."""
-    for item in planned:
-        inline = item.prepared.request.recipient
-        if inline is None:
-            continue
-        provided = {name: getattr(inline, name) for name in INLINE_FIELDS if getattr(inline, name) is not None}
-        recipient = Recipient.objects.using(alias).select_for_update().filter(user_id=inline.user_id).first()
-        if recipient is None:
-            Recipient(user_id=inline.user_id, created_at=now, updated_at=now, **provided).save(
-                using=alias, force_insert=True
-            )
-            continue
-        if "email" in provided and provided["email"] != recipient.email:
-            recipient.email_bounced = False
-        for name, value in provided.items():
-            setattr(recipient, name, value)
-        recipient.updated_at = now
-        recipient.save(using=alias)
-
-
 __all__ = [
     "INBOX_COLUMNS",
     "MissingVariables",
     "NOTIFICATION_COLUMNS",
     "PlannedNotification",
     "PreparedSend",
-    "load_recipients",
     "plan",
     "recipient_facts",
-    "upsert_inline_recipients",
 ]

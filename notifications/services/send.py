@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from delivery.services.publishing import publish_deliveries
 from delivery.services.records import delivery_rows
 from delivery.services.status import channel_summaries
 from notifications.errors import ApiError, FieldProblem
-from notifications.models import InboxItem, Notification
+from notifications.models import ApiScope, InboxItem, Notification
 from notifications.schemas import SendNotificationRequest
 from notifications.services import catalog, idempotency
 from notifications.services.catalog import ClientInfo, TypeInfo
@@ -40,11 +41,10 @@ from notifications.services.planning import (
     MissingVariables,
     PlannedNotification,
     PreparedSend,
-    load_recipients,
     plan,
     recipient_facts,
-    upsert_inline_recipients,
 )
+from notifications.services.recipients import load_recipients, upsert_inline
 from templates_app.rendering import channels_with_templates, template_catalog
 
 logger = logging.getLogger(__name__)
@@ -90,8 +90,16 @@ def send_notifications(client: ClientInfo, requests: Sequence[SendNotificationRe
         idempotency.release(client.id, [(p.key, Reservation(Verdict.OWNED)) for p in owned])
         raise
 
-    for alias, planned in plans.items():
-        _persist_shard(alias, client, planned, results, field_prefix, now)
+    pending = list(plans)
+    try:
+        for alias in list(pending):
+            _persist_shard(alias, client, plans[alias], results, field_prefix, now)
+            pending.remove(alias)
+    except BaseException:
+        # A bug or an interrupt: what was not written yet must not hold its keys (a retry
+        # would get 409 "in progress" until they expired).
+        idempotency.release(client.id, [(p.prepared.key, Reservation(Verdict.OWNED)) for a in pending for p in plans[a]])
+        raise
 
     _fill_duplicate_channels(results, prepared)
     for follower, leader in followers:
@@ -126,9 +134,14 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
     types: dict[str, TypeInfo | None] = {}
     for index, request in enumerate(requests):
         prefix = field_prefix(index)
-        problem = _cross_field_problem(request, now, latest_send_at)
+        problem = _cross_field_problem(client, request, now, latest_send_at)
         if problem is not None:
-            problems.append(FieldProblem(f"{prefix}{problem.field}", problem.code, problem.message))
+            bucket = forbidden if problem.code == "recipients_scope_required" else problems
+            bucket.append(FieldProblem(f"{prefix}{problem.field}", problem.code, problem.message))
+            continue
+        unstorable = _unstorable_value(request.data)
+        if unstorable:
+            problems.append(FieldProblem(f"{prefix}data", "invalid_value", unstorable))
             continue
         data_bytes = dump_json(request.data, sort_keys=True)
         if len(data_bytes) > max_bytes:
@@ -199,8 +212,36 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
     return prepared
 
 
-def _cross_field_problem(request: SendNotificationRequest, now: datetime, latest: datetime) -> FieldProblem | None:
+def _unstorable_value(value, depth: int = 0) -> str | None:
+    """What in ``data`` JSON storage cannot hold: NUL characters and non-finite numbers
+    (the request parser accepts both)."""
+    if isinstance(value, str):
+        return "text contains a NUL character (\\u0000)" if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "numbers must be finite (no NaN or Infinity)"
+    if depth > 64:
+        return "is nested more than 64 levels deep"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _unstorable_value(key, depth) or _unstorable_value(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = _unstorable_value(item, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def _cross_field_problem(
+    client: ClientInfo, request: SendNotificationRequest, now: datetime, latest: datetime
+) -> FieldProblem | None:
     """Rules spanning fields, which the request schema leaves to the service."""
+    if request.recipient is not None and ApiScope.RECIPIENTS not in client.scopes:
+        # An inline recipient updates the stored contact record, so it needs the same right
+        # as PUT /recipients: a send-only key must not redirect another client's mail.
+        return FieldProblem("recipient", "recipients_scope_required", "this API key lacks the 'recipients' scope")
     if request.user_id is None and request.recipient is None:
         return FieldProblem("user_id", "missing_user", "give user_id or recipient")
     if request.user_id is not None and request.recipient is not None and request.recipient.user_id != request.user_id:
@@ -325,7 +366,7 @@ def _plan_shard(alias, items: list[PreparedSend], client_id: int, now, field_pre
 
 def _write(alias: str, client_id: int, planned: list[PlannedNotification], now: datetime) -> None:
     with transaction.atomic(using=alias):
-        upsert_inline_recipients(alias, planned, now)
+        upsert_inline(alias, [p.prepared.request.recipient for p in planned if p.prepared.request.recipient], now)
         insert_rows(
             alias,
             [
@@ -355,8 +396,16 @@ def _persist_shard(alias, client: ClientInfo, planned, results, field_prefix, no
             if not remaining:
                 return
             continue
-        except DatabaseError:
-            logger.exception("writing %d notifications to %s failed", len(remaining), alias)
+        except DatabaseError as exc:
+            # Not the database's message: its DETAIL/CONTEXT lines can quote submitted data.
+            cause = exc.__cause__
+            logger.error(
+                "writing %d notifications to %s failed: %s (sqlstate %s)",
+                len(remaining),
+                alias,
+                type(cause or exc).__name__,
+                getattr(cause, "sqlstate", "?"),
+            )
             break
         for p in remaining:
             results[p.prepared.index] = ItemResult(p.prepared.index, p.prepared.notification_id, p.outcome, p.channels)

@@ -11,7 +11,8 @@ from delivery import retry
 from delivery.models import ConsoleMessage, Delivery, DeliveryStatus
 from delivery.services.devices import register_device
 from delivery.services.dispatch import claim, deliver_batch
-from delivery.services.records import PlannedDelivery, insert_planned
+from config.bulk import insert_rows
+from delivery.services.records import PlannedDelivery, delivery_rows
 from delivery.services.replay import requeue
 from tests.support.factories import user_on
 from tests.support.providers import ScriptedProvider
@@ -45,7 +46,7 @@ def make_delivery(alias: str, channel: str = "email", user_id: str | None = None
         payload={"subject": "s", "text": "t"},
         next_attempt_at=fields.pop("next_attempt_at", None),
     )
-    insert_planned(alias, [planned], timezone.now())
+    insert_rows(alias, [delivery_rows([planned], timezone.now())])
     if fields:
         Delivery.objects.using(alias).filter(id=planned.id).update(**fields)
     return Delivery.objects.using(alias).get(id=planned.id)

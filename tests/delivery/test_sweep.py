@@ -38,12 +38,13 @@ def run_sweep(run_on_commit):
 
 
 def test_unpublished_deliveries_are_published(shards, run_sweep):
-    delivery = make_delivery(shards[0], published_at=None)
+    delivery = make_delivery(shards[0], published_at=None, republish_at=timezone.now())  # as a failed publish leaves it
     report = run_sweep()
     assert report.republished[shards[0]] == 1
     assert published_ids("email.normal") == [str(delivery.id)]
-    assert reload(delivery).published_at is not None
-    assert run_sweep().total == 0  # published now: left alone
+    swept = reload(delivery)
+    assert swept.published_at is not None and swept.republish_at > timezone.now()
+    assert run_sweep().total == 0  # published now: left alone until its new deadline
 
 
 def test_expired_leases_are_handed_out_again(shards, run_sweep):
@@ -54,6 +55,20 @@ def test_expired_leases_are_handed_out_again(shards, run_sweep):
     assert published_ids("email.normal") == [str(expired.id)]
     assert (reload(expired).status, reload(expired).lease_expires_at) == ("queued", None)
     assert reload(held).status == "sending"
+
+
+def test_a_delivery_that_kills_every_worker_ends_dead_lettered(shards, run_sweep):
+    from delivery import retry
+
+    now = timezone.now()
+    poison = make_delivery(
+        shards[0], status="sending", lease_expires_at=now - timedelta(seconds=1), attempts=retry.max_attempts("email")
+    )
+    report = run_sweep()
+    assert report.total == 0 and report.dead_lettered[shards[0]] == 1
+    dead = reload(poison)
+    assert (dead.status, dead.reason, dead.lease_token) == ("dead_lettered", "lease_expired", None)
+    assert published_ids("email.normal") == []
 
 
 def test_due_retries_and_scheduled_sends_are_published(shards, run_sweep):
@@ -68,40 +83,51 @@ def test_due_retries_and_scheduled_sends_are_published(shards, run_sweep):
     assert reload(not_yet).status == "retrying" and reload(future).status == "scheduled"
 
 
-def test_queued_deliveries_the_broker_lost_are_published_again(shards, run_sweep, settings):
+def test_queued_deliveries_nobody_picked_up_are_published_again(shards, run_sweep):
     now = timezone.now()
-    recent = make_delivery(shards[0], published_at=now - timedelta(seconds=5))
-    lost = make_delivery(shards[0], published_at=now - timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS + 1))
-    run_sweep()  # email.normal is empty in the broker: the old message is gone
-    assert published_ids("email.normal") == [str(lost.id)]
-    assert reload(recent).published_at == recent.published_at
+    waiting = make_delivery(shards[0])  # just published: deadline STUCK_QUEUED_AFTER_SECONDS ahead
+    stuck = make_delivery(shards[0], republish_at=now - timedelta(seconds=1))
+    run_sweep()
+    assert published_ids("email.normal") == [str(stuck.id)]
+    assert reload(waiting).republish_at == waiting.republish_at
 
 
-def test_a_long_backlog_is_not_mistaken_for_lost_messages(shards, run_sweep, settings):
-    old = timezone.now() - timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS + 1)
-    waiting = make_delivery(shards[0], published_at=old)
-    from delivery.services.publishing import publish_deliveries
+def test_republishing_backs_off_as_a_delivery_waits_longer(shards, run_sweep, settings):
+    now = timezone.now()
+    base = settings.STUCK_QUEUED_AFTER_SECONDS
+    young = make_delivery(shards[0], republish_at=now - timedelta(seconds=1), created_at=now - timedelta(seconds=base / 2))
+    old = make_delivery(shards[0], republish_at=now - timedelta(seconds=1), created_at=now - timedelta(seconds=3 * base))
+    ancient = make_delivery(shards[0], republish_at=now - timedelta(seconds=1), created_at=now - timedelta(days=3))
+    run_sweep()
 
-    other = make_delivery(shards[1])
-    publish_deliveries(shards[1], [(other.id, "email", "normal")])  # the queue is not empty
-    assert run_sweep().total == 0
-    assert reload(waiting).published_at == waiting.published_at
-    lost_push = make_delivery(shards[0], channel="push", published_at=old)
-    run_sweep()  # push.normal is empty: that one is lost and goes out again
-    assert published_ids("push.normal") == [str(lost_push.id)]
+    def spacing(delivery):
+        return round((reload(delivery).republish_at - now).total_seconds() / base)
+
+    assert (spacing(young), spacing(old)) == (1, 4)  # as long again as it has waited, doubling
+    assert spacing(ancient) == round(settings.REPUBLISH_MAX_SPACING_SECONDS / base)  # capped
 
 
 def test_finished_deliveries_are_never_touched(shards, run_sweep):
     old = timezone.now() - timedelta(days=1)
     for status in ("sent", "failed", "dead_lettered", "skipped"):
-        make_delivery(shards[0], status=status, published_at=None, lease_expires_at=old, next_attempt_at=old)
+        make_delivery(shards[0], status=status, published_at=None, lease_expires_at=old, next_attempt_at=old, republish_at=old)
     assert run_sweep().total == 0
 
 
 def test_the_sweep_respects_its_batch_limit(shards, run_sweep, settings):
     settings.SWEEP_BATCH_LIMIT = 3
     for _ in range(5):
-        make_delivery(shards[0], published_at=None)
+        make_delivery(shards[0], published_at=None, republish_at=timezone.now())
     assert run_sweep().republished[shards[0]] == 3
     assert run_sweep().republished[shards[0]] == 2
     assert Delivery.objects.using(shards[0]).filter(published_at__isnull=True).count() == 0
+
+
+def test_after_a_memory_broker_restart_every_queued_delivery_is_due(shards, run_sweep):
+    from delivery.services.sweep import republish_all_queued
+
+    queued = [make_delivery(alias) for alias in shards]
+    assert run_sweep().total == 0
+    assert republish_all_queued() == 2
+    assert run_sweep().total == 2
+    assert {reload(d).status for d in queued} == {"queued"}

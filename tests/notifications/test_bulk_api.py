@@ -131,3 +131,17 @@ def test_large_batches_store_the_same_content_as_single_sends(api, shards):
     from notifications.models import InboxItem
 
     assert InboxItem.objects.using(shards[0]).get(notification_id=first).title == "Order C-0 has shipped"
+
+
+def test_inline_recipients_repeated_in_a_bulk_are_written_once_last_wins(api, shards):
+    from notifications.models import Recipient
+
+    user = user_on(shards[1])
+    first = send_body(None, recipient={"user_id": user, "email": "one@example.com", "locale": "fr"})
+    second = send_body(None, recipient={"user_id": user, "email": "two@example.com"})
+    for item in (first, second):
+        del item["user_id"]
+    response = api.post(URL, {"items": [first, second]}, format="json")
+    assert response.json()["accepted"] == 2
+    recipient = Recipient.objects.using(shards[1]).get(user_id=user)
+    assert (recipient.email, recipient.locale) == ("two@example.com", "fr")

@@ -131,3 +131,36 @@ def test_method_not_allowed_is_json(api):
     response = api.delete(URL)
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"name": "a\x00b", "order_id": "1"}, "NUL"),
+        ({"name": "Ada", "order_id": "1", "bad\x00key": 1}, "NUL"),
+        ({"name": "Ada", "order_id": "1", "ratio": float("nan")}, "finite"),
+        ({"name": "Ada", "order_id": "1", "deep": [{"x": float("inf")}]}, "finite"),
+    ],
+)
+def test_values_json_storage_cannot_hold_are_refused(api, data, message):
+    import json
+
+    body = json.dumps(send_body("u1", data=data), allow_nan=True)
+    response = api.generic("POST", URL, body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    error = response.json()["errors"][0]
+    assert (error["field"], error["code"]) == ("data", "invalid_value")
+    assert message in error["message"]
+    assert nothing_written()
+
+
+def test_inline_recipients_need_the_recipients_scope(api, demo_catalog):
+    from tests.support.factories import make_key
+
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key(scopes=['send'])}")
+    body = send_body(None, recipient={"user_id": "victim", "email": "attacker@example.com"})
+    del body["user_id"]
+    response = api.post(URL, body, format="json")
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["field"] == "recipient"
+    assert nothing_written()

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from templates_app.models import Template
-from templates_app.rendering import MissingVariables, compile_template, render_channel, template_catalog
+from templates_app.rendering import MissingVariables, compile_template, template_catalog
 
 pytestmark = pytest.mark.django_db
 
@@ -46,15 +46,18 @@ def test_syntax_errors_are_reported_on_the_field():
 
 
 def test_catalog_sees_saved_changes_at_once():
+    def body():
+        return template_catalog.get("welcome")["inapp"].render({})["body"]
+
     Template.objects.create(type_key="welcome", channel="inapp", subject="Hello", body="v1")
-    assert render_channel("welcome", "inapp", {})["body"] == "v1"
+    assert body() == "v1"
     Template.objects.filter(type_key="welcome").update(body="v2")  # bypasses signals: cached
-    assert render_channel("welcome", "inapp", {})["body"] == "v1"
+    assert body() == "v1"
     template_row = Template.objects.get(type_key="welcome")
     template_row.body = "v3"
     template_row.save()
-    assert render_channel("welcome", "inapp", {})["body"] == "v3"
-    assert render_channel("welcome", "sms", {}) is None
+    assert body() == "v3"
+    assert "sms" not in template_catalog.get("welcome")
     template_catalog.clear()
 
 
@@ -99,7 +102,14 @@ def test_fast_path_is_taken_for_plain_templates_only():
 
 
 def test_missing_variables_are_named_on_both_paths():
-    for body in ("Hi {{ name }} {{ total }}", "Hi {{ name|upper }} {{ total|default_if_none:'' }}"):
+    for body in ("Hi {{ name }} {{ total }}", "Hi {{ name|upper }} {{ total.amount|floatformat:2 }}"):
         with pytest.raises(MissingVariables) as caught:
             compile_template(template(subject="", html="", body=body)).render({})
         assert caught.value.names == ["name", "total"]
+
+
+def test_fallbacks_and_guarded_variables_may_be_absent():
+    body = "Hi {{ name|default:'there' }}{% if order %}, order {{ order }}{% endif %}. {{ note|default_if_none:'' }}"
+    assert compile_template(template(subject="", html="", body=body)).render({}) == {"text": "Hi there."}
+    rendered = compile_template(template(subject="", html="", body=body)).render({"name": "Ada", "order": "A-1"})
+    assert rendered == {"text": "Hi Ada, order A-1."}
