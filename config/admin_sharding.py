@@ -15,6 +15,16 @@ from config.db_router import pinned_shard
 from config.sharding import USER_ID_PATTERN, parse_routable_id, shard_aliases, shard_for_id, shard_for_user
 
 
+class ReadOnlyMixin:
+    """For rows that only the services write (notifications, deliveries, inbox)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class ShardFilter(admin.SimpleListFilter):
     title = "shard"
     parameter_name = "shard"

@@ -1,16 +1,8 @@
 from django.contrib import admin, messages
 
-from config.admin_sharding import ShardedModelAdmin
+from config.admin_sharding import ReadOnlyMixin, ShardedModelAdmin
 from delivery.models import ConsoleMessage, Delivery, Device
 from delivery.services.replay import requeue
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Delivery)

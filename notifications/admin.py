@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from config.admin_sharding import ShardedModelAdmin, UserKeyedShardedModelAdmin
+from config.admin_sharding import ReadOnlyMixin, ShardedModelAdmin, UserKeyedShardedModelAdmin
 from delivery.services.status import deliveries_of
 from notifications.models import ApiClient, InboxItem, Notification, NotificationType, Recipient
 from notifications.services.api_keys import create_api_client
@@ -72,18 +72,12 @@ class RecipientAdmin(UserKeyedShardedModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ShardedModelAdmin):
+class NotificationAdmin(ReadOnlyMixin, ShardedModelAdmin):
     list_display = ("id", "user_id", "type_key", "priority", "outcome", "created_at")
     list_filter = (*ShardedModelAdmin.list_filter, "outcome", "priority", "category")
     search_fields = ("user_id",)
     readonly_fields = ("deliveries",)
     ordering = ("-id",)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="deliveries")
     def deliveries(self, obj):
@@ -96,14 +90,8 @@ class NotificationAdmin(ShardedModelAdmin):
 
 
 @admin.register(InboxItem)
-class InboxItemAdmin(ShardedModelAdmin):
+class InboxItemAdmin(ReadOnlyMixin, ShardedModelAdmin):
     list_display = ("notification_id", "user_id", "title", "visible_at", "read_at")
     search_fields = ("user_id",)
     routable_id_fields = ("notification_id",)
     ordering = ("-notification_id",)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
