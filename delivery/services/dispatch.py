@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from config.sharding import shard_for_id
@@ -155,6 +155,29 @@ def _call_provider(provider, messages: list[OutboundMessage]) -> dict[uuid.UUID,
     return {m.delivery_id: by_id.get(m.delivery_id) or SendResult(m.delivery_id, error=missing) for m in messages}
 
 
+def _outcome_fields(delivery: Delivery, error: DeliveryError, provider_name: str, delays: dict) -> dict:
+    """What a failed delivery becomes. One backoff per (channel, attempt) in the batch: the
+    batch is retried together, so per-row jitter would only split it."""
+    if isinstance(error, TemporaryDeliveryError) and delivery.attempts < retry.max_attempts(delivery.channel):
+        key = (delivery.channel, delivery.attempts)
+        if key not in delays:
+            delays[key] = timezone.now() + timedelta(seconds=retry.backoff_seconds(*key))
+        return dict(
+            status=DeliveryStatus.RETRYING,
+            reason=error.reason,
+            last_error=str(error)[:2000],
+            next_attempt_at=delays[key],
+            provider=provider_name,
+        )
+    if isinstance(error, TemporaryDeliveryError):
+        status, reason = DeliveryStatus.DEAD_LETTERED, RETRIES_EXHAUSTED
+    elif isinstance(error, PermanentDeliveryError):
+        status, reason = DeliveryStatus.FAILED, error.reason
+    else:
+        status, reason = DeliveryStatus.DEAD_LETTERED, error.reason
+    return dict(status=status, reason=reason, last_error=str(error)[:2000], provider=provider_name)
+
+
 def _record_results(
     alias: str,
     token: uuid.UUID,
@@ -163,56 +186,51 @@ def _record_results(
     results: dict[uuid.UUID, SendResult],
     outcomes: dict[str, int],
 ) -> None:
+    """A few UPDATEs per batch, not one per delivery: rows with the same outcome are written
+    together, each only while this worker's lease token still holds."""
     now = timezone.now()
+    sent: dict[uuid.UUID, str] = {}
+    groups: dict[tuple, list[uuid.UUID]] = defaultdict(list)
+    delays: dict = {}
+    for delivery in deliveries:
+        result = results[delivery.id]
+        if result.error is None:
+            sent[delivery.id] = result.provider_message_id[:128]
+        else:
+            fields = _outcome_fields(delivery, result.error, provider_name, delays)
+            groups[tuple(sorted(fields.items()))].append(delivery.id)
     with transaction.atomic(using=alias):
-        for delivery in deliveries:
-            result = results[delivery.id]
-            error = result.error
-            if error is None:
-                fields = dict(
+        if sent:
+            recorded = (
+                Delivery.objects.using(alias)
+                .filter(id__in=list(sent), lease_token=token)
+                .update(
                     status=DeliveryStatus.SENT,
                     reason="",
                     last_error="",
                     sent_at=now,
                     provider=provider_name,
-                    provider_message_id=result.provider_message_id[:128],
+                    provider_message_id=Case(*(When(id=i, then=Value(m)) for i, m in sent.items())),
+                    lease_token=None,
+                    lease_expires_at=None,
+                    updated_at=now,
                 )
-            elif isinstance(error, TemporaryDeliveryError) and delivery.attempts < retry.max_attempts(delivery.channel):
-                delay = retry.backoff_seconds(delivery.channel, delivery.attempts)
-                fields = dict(
-                    status=DeliveryStatus.RETRYING,
-                    reason=error.reason,
-                    last_error=str(error)[:2000],
-                    next_attempt_at=now + timedelta(seconds=delay),
-                    provider=provider_name,
-                )
-            elif isinstance(error, TemporaryDeliveryError):
-                fields = dict(
-                    status=DeliveryStatus.DEAD_LETTERED,
-                    reason=RETRIES_EXHAUSTED,
-                    last_error=str(error)[:2000],
-                    provider=provider_name,
-                )
-            elif isinstance(error, PermanentDeliveryError):
-                fields = dict(
-                    status=DeliveryStatus.FAILED, reason=error.reason, last_error=str(error)[:2000], provider=provider_name
-                )
-            else:
-                fields = dict(
-                    status=DeliveryStatus.DEAD_LETTERED,
-                    reason=error.reason,
-                    last_error=str(error)[:2000],
-                    provider=provider_name,
-                )
-            updated = (
+            )
+            outcomes[DeliveryStatus.SENT] += recorded
+            lapsed = len(sent) - recorded
+        else:
+            lapsed = 0
+        for items, ids in groups.items():
+            fields = dict(items)
+            recorded = (
                 Delivery.objects.using(alias)
-                .filter(id=delivery.id, lease_token=token)
+                .filter(id__in=ids, lease_token=token)
                 .update(lease_token=None, lease_expires_at=None, updated_at=now, **fields)
             )
-            if updated:
-                outcomes[fields["status"]] += 1
-            else:
-                logger.warning("lease on delivery %s lapsed before its outcome was recorded", delivery.id)
+            outcomes[fields["status"]] += recorded
+            lapsed += len(ids) - recorded
+    if lapsed:
+        logger.warning("lease lapsed on %d deliveries of %s before their outcome was recorded", lapsed, alias)
     for status, count in outcomes.items():
         logger.info("%s via %s on %s: %d %s", deliveries[0].channel, provider_name, alias, count, status)
 

@@ -184,3 +184,25 @@ def test_backoff_follows_each_channels_policy():
     assert retry.backoff_seconds("email", 9, middle) == 3600
     assert retry.backoff_seconds("push", 1, lambda: 0.0) == 0.75
     assert retry.backoff_seconds("push", 1, lambda: 1.0) == 1.25
+
+
+def test_a_batch_records_each_outcome_with_a_few_statements(shards, scripted):
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    scripted.script = ["mixed"]
+    user = user_on(shards[0])
+    deliveries = [make_delivery(shards[0], user_id=user) for _ in range(30)]
+    with CaptureQueriesContext(connections[shards[0]]) as queries:
+        report = deliver_batch([d.id for d in deliveries])
+    assert report.outcomes == {"sent": 10, "failed": 10, "retrying": 10}
+    writes = [q for q in queries if q["sql"].startswith("UPDATE")]
+    assert len(writes) == 4  # claim, sent, failed, retrying: not one per delivery
+    sent_to = {call.delivery_id for call in scripted.calls[0][0::3]}
+    for delivery in deliveries:
+        row = reload(delivery)
+        if delivery.id in sent_to:
+            assert row.provider_message_id == f"scripted-{delivery.id}"
+        assert row.lease_token is None
+    retrying = {reload(d).next_attempt_at for d in deliveries if reload(d).status == "retrying"}
+    assert len(retrying) == 1  # the batch is retried together

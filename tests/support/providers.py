@@ -14,7 +14,7 @@ from delivery.providers import (
 
 class ScriptedProvider:
     name = "scripted"
-    script: ClassVar[list[str]] = []  # next outcomes: ok, temporary, permanent, crash, drop
+    script: ClassVar[list[str]] = []  # next outcomes: ok, temporary, permanent, crash, drop, mixed
     calls: ClassVar[list[list[OutboundMessage]]] = []
     available: ClassVar[bool] = True
 
@@ -42,4 +42,11 @@ class ScriptedProvider:
         if action == "permanent":
             error = PermanentDeliveryError("address rejected", reason="invalid_address")
             return [SendResult(m.delivery_id, error=error) for m in messages]
+        if action == "mixed":  # per message: sent, rejected, temporarily failed, in turn
+            outcomes = [
+                lambda m: SendResult(m.delivery_id, provider_message_id=f"scripted-{m.delivery_id}"),
+                lambda m: SendResult(m.delivery_id, error=PermanentDeliveryError("rejected", reason="invalid_address")),
+                lambda m: SendResult(m.delivery_id, error=TemporaryDeliveryError("busy")),
+            ]
+            return [outcomes[i % 3](m) for i, m in enumerate(messages)]
         return [SendResult(m.delivery_id, provider_message_id=f"scripted-{m.delivery_id}") for m in messages]
