@@ -165,7 +165,3 @@ def _load_templates(type_key: str) -> dict[str, CompiledTemplate]:
 
 # Compiled templates per notification type: template_catalog.get(type_key) -> {channel: ...}
 template_catalog: ConfigCache[dict[str, CompiledTemplate]] = ConfigCache(_load_templates, maxsize=4096)
-
-
-def channels_with_templates(type_key: str) -> frozenset[str]:
-    return frozenset(template_catalog.get(type_key))

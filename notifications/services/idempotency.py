@@ -1,7 +1,7 @@
 """The idempotency fast path in Redis; the unique (client, key) constraint on the shard is the truth.
 
 A request first reserves each key with ``SET NX`` (value ``p|id|fingerprint``, short TTL).
-After its transaction commits it rewrites the value as done (``d|id|fingerprint|outcome``,
+After its transaction commits it rewrites the value as done (``d|id|fingerprint``,
 kept 24 h). A concurrent request with the same key waits for the holder to finish, then
 answers ``duplicate`` with the same id; a different body under the same key is a conflict.
 If Redis is unreachable the request goes on without it and the database constraint decides.
@@ -97,7 +97,7 @@ def _judge(value: bytes | None, request: KeyRequest) -> Reservation | None:
     return None
 
 
-StoredLookup = Callable[[Sequence[KeyRequest]], dict[str, tuple[uuid.UUID, str, str]]]
+StoredLookup = Callable[[Sequence[KeyRequest]], dict[str, tuple[uuid.UUID, str]]]
 
 
 def reserve(
@@ -106,7 +106,7 @@ def reserve(
     """Reserve every key in one round trip; None when Redis is unavailable.
 
     ``lookup_stored`` answers, for keys another request holds, whether the database already
-    has their notification ``{key: (id, fingerprint, outcome)}``: the holder may have
+    has their notification ``{key: (id, fingerprint)}``: the holder may have
     committed and then died before recording the key as done.
     """
     client = get_redis()
@@ -160,17 +160,17 @@ def reserve(
     return results  # type: ignore[return-value]
 
 
-def finalize(client_id: int, done: Sequence[tuple[KeyRequest, uuid.UUID, str]]) -> None:
+def finalize(client_id: int, done: Sequence[tuple[KeyRequest, uuid.UUID]]) -> None:
     """Record finished notifications so later requests answer ``duplicate`` for 24 h."""
     client = get_redis()
     if client is None or not done:
         return
     try:
         client.register_script(_FINALIZE)(
-            keys=[_redis_key(client_id, request.key) for request, _, _ in done],
+            keys=[_redis_key(client_id, request.key) for request, _ in done],
             args=[
                 settings.IDEMPOTENCY_TTL_SECONDS,
-                *(f"d|{notification_id}|{request.fingerprint}|{outcome}" for request, notification_id, outcome in done),
+                *(f"d|{notification_id}|{request.fingerprint}" for request, notification_id in done),
             ],
         )
     except redis.RedisError:

@@ -45,7 +45,7 @@ from notifications.services.planning import (
     recipient_facts,
 )
 from notifications.services.recipients import load_recipients, upsert_inline
-from templates_app.rendering import channels_with_templates, template_catalog
+from templates_app.rendering import template_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
     latest_send_at = now + timedelta(days=settings.SEND_AT_MAX_AHEAD_DAYS)
     # A bulk request usually repeats a few types: resolve each once, not once per item.
     types: dict[str, TypeInfo | None] = {}
+    template_channels: dict[str, frozenset[str]] = {}
     for index, request in enumerate(requests):
         prefix = field_prefix(index)
         problem = _cross_field_problem(client, request, now, latest_send_at)
@@ -175,7 +176,10 @@ def _prepare_all(client: ClientInfo, requests, field_prefix, now: datetime) -> l
                 )
                 continue
         if request.channels:
-            missing = [c for c in request.channels if c not in channels_with_templates(notification_type.key)]
+            key = notification_type.key
+            if key not in template_channels:
+                template_channels[key] = frozenset(template_catalog.get(key))
+            missing = [c for c in request.channels if c not in template_channels[key]]
             if missing:
                 problems.append(
                     FieldProblem(
@@ -292,7 +296,7 @@ def _split_repeated_keys(prepared, results, field_prefix):
     return leaders, followers
 
 
-def _stored_keys(client_id: int, requests: Sequence[KeyRequest]) -> dict[str, tuple[uuid.UUID, str, str]]:
+def _stored_keys(client_id: int, requests: Sequence[KeyRequest]) -> dict[str, tuple[uuid.UUID, str]]:
     """Notifications the database already holds for these keys, looked up on each key's shard."""
     by_shard: dict[str, list[str]] = defaultdict(list)
     for request in requests:
@@ -302,9 +306,9 @@ def _stored_keys(client_id: int, requests: Sequence[KeyRequest]) -> dict[str, tu
         rows = (
             Notification.objects.using(alias)
             .filter(client_id=client_id, idempotency_key__in=keys)
-            .values_list("idempotency_key", "id", "request_hash", "outcome")
+            .values_list("idempotency_key", "id", "request_hash")
         )
-        found.update({key: (notification_id, fingerprint, outcome) for key, notification_id, fingerprint, outcome in rows})
+        found.update({key: (notification_id, fingerprint) for key, notification_id, fingerprint in rows})
     return found
 
 
@@ -380,7 +384,7 @@ def _write(alias: str, client_id: int, planned: list[PlannedNotification], now: 
 
 def _after_commit(alias: str, client_id: int, planned: list[PlannedNotification]) -> None:
     publish_deliveries(alias, [(d.id, d.channel, d.priority) for p in planned for d in p.deliveries if d.publish_now])
-    idempotency.finalize(client_id, [(p.prepared.key, p.prepared.notification_id, p.outcome) for p in planned])
+    idempotency.finalize(client_id, [(p.prepared.key, p.prepared.notification_id) for p in planned])
 
 
 def _persist_shard(alias, client: ClientInfo, planned, results, field_prefix, now) -> None:
