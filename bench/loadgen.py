@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass
@@ -22,6 +22,9 @@ class RunResult:
     errors: int = 0
     elapsed_s: float = 0.0
     items_per_request: int = 1
+    # Wall-clock time (time.time()) of the first scheduled request: fixed_rate's request i
+    # was scheduled at started_wall + i / rate, comparable with timestamps other processes write.
+    started_wall: float = 0.0
 
     @property
     def requests(self) -> int:
@@ -134,6 +137,7 @@ async def fixed_rate(host, port, path, make_body: BodyFactory, headers, *, rate:
         idle.put_nowait(conn)
     total = int(rate * duration)
     start = time.perf_counter()
+    result.started_wall = time.time() - (time.perf_counter() - start)
     tasks = []
 
     async def run(i: int, scheduled: float) -> None:

@@ -2,7 +2,9 @@
 
 The send path writes several rows per notification into several tables; building model
 instances and letting the ORM compile INSERTs costs far more per row than the database does.
-Rows here are tuples of Python values in ``columns`` order (dicts for JSON columns).
+A :class:`RowSpec` declares a table's columns once, from the model; rows are built by field
+name (``spec.row(id=..., user_id=...)``), so a column added to the model cannot be silently
+left out or shifted: a missing or unknown name is an error where the row is built.
 
 On PostgreSQL, small batches (a single send) go out as INSERTs in one pipeline — one round
 trip for every table — and large batches (bulk sends) use COPY, the fastest way in.
@@ -11,8 +13,10 @@ trip for every table — and large batches (bulk sends) use COPY, the fastest wa
 from __future__ import annotations
 
 import json
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 from django.db import connections, models
@@ -55,6 +59,30 @@ def dump_json(value: Any, *, sort_keys: bool = False) -> bytes:
 
 def json_text(value: Any, *, sort_keys: bool = False) -> JsonText:
     return JsonText(dump_json(value, sort_keys=sort_keys).decode())
+
+
+class RowSpec:
+    """Every concrete column of ``model``, and a row type built by keyword.
+
+    ``defaults`` gives values for columns most rows leave at their initial state (a delivery's
+    lease, say); every other column must be named when a row is built. Rows are named tuples
+    (as cheap as plain tuples to build and to COPY), in ``columns`` order.
+    """
+
+    def __init__(self, model: type[models.Model], *, defaults: Mapping[str, Any] | None = None):
+        defaults = dict(defaults or {})
+        names = [field.attname for field in model._meta.concrete_fields]
+        unknown = sorted(set(defaults) - set(names))
+        if unknown:
+            raise ValueError(f"{model.__name__} has no column(s) {', '.join(unknown)}")
+        # Named tuples take defaults for their last fields only: required columns first.
+        ordered = [name for name in names if name not in defaults] + [name for name in names if name in defaults]
+        self.model = model
+        self.columns: tuple[str, ...] = tuple(ordered)
+        self.row = namedtuple(f"{model.__name__}Row", ordered, defaults=[defaults[n] for n in ordered if n in defaults])
+
+    def rows(self, rows: Sequence[tuple]) -> Rows:
+        return Rows(self.model, self.columns, rows)
 
 
 @dataclass(frozen=True)
@@ -136,7 +164,7 @@ def _insert_generic(connection, batch: Rows) -> None:
     prepared = [
         [
             field.get_db_prep_save(json.loads(value.text) if isinstance(value, JsonText) else value, connection)
-            for field, value in zip(fields, row)
+            for field, value in zip(fields, row, strict=True)
         ]
         for row in batch.rows
     ]

@@ -7,7 +7,8 @@ cache is built, not per lookup: Django's lazy settings are slow on a hot path.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from cachetools import TTLCache
 from django.conf import settings

@@ -1,6 +1,18 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness and readiness for load balancers and orchestrators.
+
+``/healthz``: the process is up. ``/readyz``: can this process do its job? Every dependency
+is checked and reported, but only the ones without which the API cannot accept a
+notification make it answer 503: the global database (API clients, types, templates) and
+every shard being down. Redis (idempotency fast path) and the broker (publishing) being
+down only degrade it: sends are still accepted and stored, the database constraint answers
+repeats, and the outbox sweep publishes later. A load balancer must not turn a Redis blip
+into a full outage.
+"""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connections
@@ -8,6 +20,7 @@ from django.http import JsonResponse
 
 from config.celery import app as celery_app
 from config.redis import get_redis
+from config.sharding import shard_aliases
 
 
 def healthz(request):
@@ -37,16 +50,35 @@ def _check_broker() -> str:
     return "ok"
 
 
+def _run(check: Callable[[], str]) -> dict:
+    started = time.monotonic()
+    try:
+        detail, ok = check(), True
+    except Exception as exc:  # each failure is reported, not raised
+        detail, ok = f"unreachable: {type(exc).__name__}", False
+    return {"ok": ok, "detail": detail, "ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+def readiness() -> tuple[str, dict[str, dict]]:
+    """(status, checks): status is ready, degraded (accepting, something is down) or
+    unavailable (cannot accept)."""
+    checks = {"database:default": _run(lambda: _check_database("default"))}
+    for alias in shard_aliases():
+        checks[f"database:{alias}"] = _run(lambda a=alias: _check_database(a))
+    checks["redis"] = _run(_check_redis)
+    checks["broker"] = _run(_check_broker)
+    shards_up = [checks[f"database:{alias}"]["ok"] for alias in shard_aliases()]
+    if not checks["database:default"]["ok"] or not any(shards_up):
+        status = "unavailable"
+    elif all(check["ok"] for check in checks.values()):
+        status = "ready"
+    else:
+        status = "degraded"
+    return status, checks
+
+
 def readyz(request):
-    """Every database, Redis and the broker answer; 503 naming what does not."""
-    checks = {f"database:{alias}": (lambda a=alias: _check_database(a)) for alias in settings.DATABASES}
-    checks["redis"] = _check_redis
-    checks["broker"] = _check_broker
-    results, ready = {}, True
-    for name, check in checks.items():
-        try:
-            results[name] = check()
-        except Exception as exc:  # each failure is reported, not raised
-            results[name] = f"error: {type(exc).__name__}"
-            ready = False
-    return JsonResponse({"status": "ready" if ready else "unavailable", "checks": results}, status=200 if ready else 503)
+    status, checks = readiness()
+    degraded = sorted(name for name, check in checks.items() if not check["ok"])
+    body = {"status": status, "degraded": degraded, "checks": checks}
+    return JsonResponse(body, status=503 if status == "unavailable" else 200)

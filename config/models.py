@@ -10,10 +10,10 @@ from config.sharding import shard_for_id, shard_for_user
 
 
 class ShardedQuerySet(models.QuerySet):
-    def for_user(self, user_id: str) -> "ShardedQuerySet":
+    def for_user(self, user_id: str) -> ShardedQuerySet:
         return self.using(shard_for_user(user_id))
 
-    def for_id(self, value: uuid.UUID | str) -> "ShardedQuerySet":
+    def for_id(self, value: uuid.UUID | str) -> ShardedQuerySet:
         return self.using(shard_for_id(value))
 
 

@@ -1,4 +1,4 @@
-"""Queue names, all derived from settings: ``<channel>.<priority>`` per channel, plus core."""
+"""Queue names, all derived from settings: ``<channel>.<priority>`` per channel, core and maintenance."""
 
 from __future__ import annotations
 
@@ -17,4 +17,4 @@ def channel_queues(channel: str) -> list[str]:
 def all_queues() -> list[str]:
     """Every queue, each channel's critical queue before anything of lower priority."""
     queues = [delivery_queue(channel, priority) for priority in settings.PRIORITIES for channel in settings.CHANNELS]
-    return [*queues, settings.CORE_QUEUE]
+    return [*queues, settings.CORE_QUEUE, settings.MAINTENANCE_QUEUE]

@@ -13,6 +13,7 @@ Profiles differ only by environment variables:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -87,8 +88,9 @@ if HOST not in ("0.0.0.0", "::") and HOST not in ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "daphne",
+    # config first: its runserver (a warning around Daphne's) must shadow Daphne's.
     "config",
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -147,8 +149,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = env("STATIC_ROOT")
 WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# A bulk request carries up to 1000 items of up to 16 KB of data each.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
+# The largest body Django reads for views that do not set their own limit (the admin's forms).
+# The API's endpoints declare theirs (API_*_MAX_BODY_BYTES below).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
 # --- Databases: one global database plus N shards -----------------------------------------
 
@@ -242,11 +245,23 @@ CONFIG_CACHE_SECONDS = env_float("CONFIG_CACHE_SECONDS", 5.0)
 CHANNELS = ("email", "sms", "push", "inapp")
 PRIORITIES = ("critical", "high", "normal", "low")  # strict consumption order
 CORE_QUEUE = env("CORE_QUEUE", "core")
+# The outbox sweep and other upkeep: its own queue, so fan-out work on core never delays it.
+MAINTENANCE_QUEUE = env("MAINTENANCE_QUEUE", "maintenance")
 # Delivery queues are named <prefix><channel>.<priority> (see config.queues).
 QUEUE_PREFIX = env("QUEUE_PREFIX", "")
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "memory://localhost/" if EMBEDDED else REDIS_URL)
+# redis:// through kombu's Redis transport with one fix, so a worker survives a broker outage
+# (config/broker.py). CELERY_BROKER_TRANSPORT=redis selects kombu's own; rediss:// (TLS)
+# keeps kombu's, which sets TLS up from that scheme.
+CELERY_BROKER_TRANSPORT = env(
+    "CELERY_BROKER_TRANSPORT", "config.broker:Transport" if (CELERY_BROKER_URL or "").startswith("redis://") else None
+)
+# A worker whose broker goes away keeps reconnecting (every few seconds) until it is back,
+# at startup and after losing the connection; it never gives up and exits.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Consume a worker's queues in the order given (critical first), never round-robin.
     "queue_order_strategy": "priority",
@@ -270,6 +285,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+# Workers keep their database connections between tasks. Celery's Django fixup would close
+# them all before and after every task (each task then reconnected to its shard and the
+# global database: ~200 ms instead of ~13 ms per task); past this many tasks it closes them
+# once, otherwise config.celery applies CONN_MAX_AGE and CONN_HEALTH_CHECKS per task.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1_000_000)
+# A task that fails on a database or broker error is retried after this backoff (doubling
+# from 1 s, with jitter, up to the cap), as often as needed; must stay well below the Redis
+# visibility timeout, or Redis hands the waiting retry to a second worker.
+TASK_RETRY_BACKOFF_MAX_SECONDS = env_float("TASK_RETRY_BACKOFF_MAX_SECONDS", 60.0)
+if "visibility_timeout" in CELERY_BROKER_TRANSPORT_OPTIONS and (
+    TASK_RETRY_BACKOFF_MAX_SECONDS * 2 > CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+):
+    raise ImproperlyConfigured("TASK_RETRY_BACKOFF_MAX_SECONDS must stay below half of BROKER_VISIBILITY_TIMEOUT")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -279,27 +307,44 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 # so there is no reason to hold an API request open waiting for the broker.
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
+CELERY_BEAT_SCHEDULER = "config.celery:BeatScheduler"
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
 
 # --- Delivery ---------------------------------------------------------------------------------
 
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 1.0)
-# A claimed delivery belongs to its worker for this long; after that the sweep hands it out again.
-DELIVERY_LEASE_SECONDS = env_float("DELIVERY_LEASE_SECONDS", 120.0)
-# A delivery still queued this long after being published is published again; each time it
-# waits as long again as it has been queued (doubling), up to the cap, so a long backlog
-# behind stopped workers is republished a few times, not every few minutes.
-STUCK_QUEUED_AFTER_SECONDS = env_float("STUCK_QUEUED_AFTER_SECONDS", 600.0)
-REPUBLISH_MAX_SPACING_SECONDS = env_float("REPUBLISH_MAX_SPACING_SECONDS", 6 * 3600.0)
+# A claimed delivery belongs to its worker for this long; after that the sweep hands it out
+# again (a worker killed mid-send delays its batch this long). Providers must time out well
+# within it.
+DELIVERY_LEASE_SECONDS = env_float("DELIVERY_LEASE_SECONDS", 30.0)
+# A queued delivery whose broker queue is empty is presumed lost once it was published this
+# long ago (a worker would have claimed it by then); critical is noticed first.
+REPUBLISH_GRACE_SECONDS = {
+    "critical": env_float("REPUBLISH_GRACE_CRITICAL_SECONDS", 2.0),
+    "high": env_float("REPUBLISH_GRACE_HIGH_SECONDS", 5.0),
+    "normal": env_float("REPUBLISH_GRACE_NORMAL_SECONDS", 10.0),
+    "low": env_float("REPUBLISH_GRACE_LOW_SECONDS", 20.0),
+}
+# The backstop for a message lost while its queue never empties: a delivery still queued this
+# long after being published is published again, then after as long again as it has existed
+# (doubling) up to the cap. A backlog draining for hours is republished a few times at most.
+STUCK_QUEUED_AFTER_SECONDS = env_float("STUCK_QUEUED_AFTER_SECONDS", 3600.0)
+REPUBLISH_MAX_SPACING_SECONDS = env_float("REPUBLISH_MAX_SPACING_SECONDS", 24 * 3600.0)
 SWEEP_BATCH_LIMIT = env_int("SWEEP_BATCH_LIMIT", 5000)
-# Deliveries per published task (FCM send_each takes 500, SendGrid 1000 personalizations).
+# A drain task sends one queue's deliveries batch after batch for at most this long, then
+# hands its place back to the worker's queue order (critical first).
+DRAIN_MAX_SECONDS = env_float("DRAIN_MAX_SECONDS", 2.0)
+# Deliveries per batch (FCM send_each takes 500, SendGrid 1000 personalizations).
 DELIVERY_BATCH_SIZE = {"email": 100, "sms": 50, "push": 500, "inapp": 500}
+# One sweep task per shard: a shard that is down only delays its own sweep.
 CELERY_BEAT_SCHEDULE = {
-    "sweep-deliveries": {
-        "task": "delivery.sweep",
+    f"sweep-{alias}": {
+        "task": "delivery.sweep_shard",
         "schedule": SWEEP_INTERVAL_SECONDS,
-        "options": {"queue": CORE_QUEUE, "expires": max(5.0, SWEEP_INTERVAL_SECONDS * 5)},
-    },
+        "args": (alias,),
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": max(5.0, SWEEP_INTERVAL_SECONDS * 5)},
+    }
+    for alias in SHARD_ALIASES
 }
 
 # Retry policy per channel: attempts in all, first backoff, multiplier, cap (seconds); 25% jitter.
@@ -311,11 +356,33 @@ RETRY_POLICIES = {
 }
 RETRY_JITTER = 0.25
 
-# One provider per channel: dotted path of a class implementing delivery.providers.base.Provider.
+# Providers by name (or give a dotted path of a class implementing
+# delivery.providers.base.Provider wherever a name is accepted).
+NOTIFY_PROVIDER_CLASSES = {
+    "console": "delivery.providers.console.ConsoleProvider",
+}
+# Each channel's providers in order of preference, e.g. EMAIL_PROVIDERS=sendgrid,console: the
+# next takes over while one is unavailable (its circuit is open). Console by default in every
+# profile; a configured provider without its credentials stops every process at start-up.
 NOTIFY_PROVIDERS = {
-    channel: env(f"{channel.upper()}_PROVIDER", "delivery.providers.console.ConsoleProvider")
+    channel: env_list(f"{channel.upper()}_PROVIDERS") or [env(f"{channel.upper()}_PROVIDER", "console")]
     for channel in CHANNELS
 }
+# Each call to a provider's API must finish within this (well within the delivery lease, so
+# a slow provider never lets a batch be claimed and sent twice).
+PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 10.0)
+# Circuit breaker per provider (state shared in Redis): this many consecutive failed calls
+# open it for the cool-down, then one probe call decides.
+CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5)
+CIRCUIT_COOLDOWN_SECONDS = env_float("CIRCUIT_COOLDOWN_SECONDS", 30.0)
+# Token bucket per provider (shared in Redis): messages per second, e.g.
+# PROVIDER_RATES=twilio=10,sendgrid=600; a bucket holds PROVIDER_BURST_SECONDS of its rate.
+PROVIDER_RATES = {"twilio": 10.0} | {
+    name.strip(): float(rate) for name, _, rate in (item.partition("=") for item in env_list("PROVIDER_RATES"))
+}
+PROVIDER_BURST_SECONDS = env_float("PROVIDER_BURST_SECONDS", 1.0)
+if PROVIDER_TIMEOUT_SECONDS * 2 >= DELIVERY_LEASE_SECONDS:
+    raise ImproperlyConfigured("PROVIDER_TIMEOUT_SECONDS must be under half of DELIVERY_LEASE_SECONDS")
 # Development knob: make the console provider take this long per batch (used to test crashes).
 CONSOLE_PROVIDER_DELAY_SECONDS = env_float("CONSOLE_PROVIDER_DELAY_SECONDS", 0.0)
 
@@ -326,6 +393,16 @@ SEND_AT_MAX_AHEAD_DAYS = 7
 # Seconds a request waits for a concurrent request holding the same idempotency key.
 IDEMPOTENCY_WAIT_SECONDS = env_float("IDEMPOTENCY_WAIT_SECONDS", 3.0)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+# Request bodies are refused (413) from their Content-Length, before anything reads them: a
+# single send is 16 KB of data plus a few short fields; a bulk request up to 1000 of those.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 64 * 1024)
+API_SEND_MAX_BODY_BYTES = env_int("API_SEND_MAX_BODY_BYTES", 64 * 1024)
+API_BULK_MAX_BODY_BYTES = env_int("API_BULK_MAX_BODY_BYTES", 1000 * 18 * 1024)
+# Check every API answer against the model its operation documents; a mismatch is a 500, so a
+# drift between the OpenAPI schema and the answers fails the tests. It costs ~10 ms on a
+# 1000-item bulk answer, so the services profile leaves it off.
+API_VALIDATE_RESPONSES = env_bool("API_VALIDATE_RESPONSES", PROFILE != "services")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["notifications.api.auth.ApiKeyAuthentication"],
@@ -344,11 +421,26 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
+    # JSON Schema 2020-12, as pydantic writes it (``type: "null"`` for optional fields).
+    "OAS_VERSION": "3.1.0",
+    # Request and response bodies are distinct pydantic models already (each published under
+    # its own name, in the mode it is used: validation for requests, serialization for answers).
+    "COMPONENT_SPLIT_REQUEST": False,
     # The schema and Swagger UI are public documentation; the API itself needs a key.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
 }
+
+# --- End-user tokens (bell, inbox, preferences) ---------------------------------------------
+
+# HS256 signing keys, newest first: tokens are signed with the first and verified with any, so
+# a key is rotated by putting the new one first and dropping the old one a token lifetime
+# later. Default: one key derived from SECRET_KEY.
+USER_TOKEN_KEYS = env_list("USER_TOKEN_KEYS") or [
+    hashlib.sha256(f"notify-user-tokens:{SECRET_KEY}".encode()).hexdigest()
+]
+USER_TOKEN_TTL_SECONDS = env_int("USER_TOKEN_TTL_SECONDS", 3600)
+USER_TOKEN_MAX_TTL_SECONDS = env_int("USER_TOKEN_MAX_TTL_SECONDS", 24 * 3600)
 
 # --- Demo data (embedded profile) ------------------------------------------------------------
 
@@ -363,14 +455,27 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "demote_beat_ticks": {"()": "config.log.DemoteBeatTicks"},
+        # During an outage: the first error with its traceback, then a count per interval.
+        "summarize_repeats": {"()": "config.log.SummarizeRepeats", "interval": env_float("LOG_REPEAT_INTERVAL", 10.0)},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["summarize_repeats"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # 4xx answers are in the access log already (one line per request); 5xx still log here.
+        "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
-        "celery": {"level": "INFO"},
+        "celery": {"level": env("CELERY_LOG_LEVEL", "INFO")},
+        # Beat's "Sending due task" line (every second for the sweep) only at DEBUG.
+        "celery.beat": {"filters": ["demote_beat_ticks"]},
         # One line per task received/succeeded: useful when debugging, noise at volume.
         "celery.app.trace": {"level": env("CELERY_TASK_LOG_LEVEL", "WARNING")},
         "celery.worker.strategy": {"level": env("CELERY_TASK_LOG_LEVEL", "WARNING")},
+        # `serve`'s access log: method, path (no query string), status, duration.
+        "config.access": {"level": env("ACCESS_LOG_LEVEL", "INFO")},
     },
 }

@@ -3,8 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz, readyz
+from config.views import landing
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("notifications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -14,4 +16,7 @@ urlpatterns = [
     path("", include("django_prometheus.urls")),
 ]
 
+# Under /api/ every answer is JSON, these included.
+handler400 = "notifications.api.errors.api_bad_request"
 handler404 = "notifications.api.errors.api_not_found"
+handler500 = "notifications.api.errors.api_server_error"

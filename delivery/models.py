@@ -47,9 +47,20 @@ class Delivery(ShardedModel):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(
+        max_length=100, blank=True, help_text="host:pid of the worker process that last claimed it"
+    )
     published_at = models.DateTimeField(null=True, blank=True, help_text="last successful publish; empty if it failed")
     republish_at = models.DateTimeField(
-        null=True, blank=True, help_text="queued and not picked up by then: the sweep publishes it again"
+        null=True, blank=True, help_text="still queued by then: the sweep publishes it again (a backstop)"
+    )
+    handed_at = models.DateTimeField(
+        null=True, blank=True, help_text="handed to the provider and no outcome recorded yet (cleared when recorded)"
+    )
+    possibly_duplicated = models.BooleanField(
+        default=False,
+        help_text="a worker stopped after handing this to the provider and before recording the outcome; it was "
+        "sent again, so the user may have received it twice",
     )
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=128, blank=True)
@@ -69,10 +80,23 @@ class Delivery(ShardedModel):
             ),
             models.Index(fields=["lease_expires_at"], condition=Q(status="sending"), name="delivery_lease_idx"),
             models.Index(fields=["republish_at"], condition=Q(status="queued"), name="delivery_republish_idx"),
+            # Queued rows of a queue the broker reports empty: lost messages (see the sweep).
+            models.Index(
+                fields=["channel", "priority", "published_at"], condition=Q(status="queued"), name="delivery_queued_idx"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.channel} {self.status} ({self.id})"
+
+
+def lapsed_after_handoff():
+    """For UPDATEs that take a delivery back from a worker whose lease lapsed: true when that
+    worker had already handed it to the provider (the next send may be a second one)."""
+    return models.Case(
+        models.When(Q(status=DeliveryStatus.SENDING, handed_at__isnull=False), then=models.Value(True)),
+        default=models.F("possibly_duplicated"),
+    )
 
 
 class Device(ShardedModel):
@@ -87,6 +111,9 @@ class Device(ShardedModel):
     user_id = models.CharField(max_length=64, db_index=True)
     platform = models.CharField(max_length=8, choices=Platform.choices)
     token = models.CharField(max_length=4096)
+    # sha256 of the token: the unique key per user and how a token is found on every shard
+    # when it moves to another user (tokens can be longer than a btree entry may be).
+    token_hash = models.CharField(max_length=64, db_index=True)
     active = models.BooleanField(default=True)
     deactivated_reason = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField()
@@ -94,7 +121,7 @@ class Device(ShardedModel):
     last_seen_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user_id", "token"], name="uniq_device_user_token")]
+        constraints = [models.UniqueConstraint(fields=["user_id", "token_hash"], name="uniq_device_user_token_hash")]
 
     def __str__(self) -> str:
         return f"{self.platform} device of {self.user_id}"

@@ -1,39 +1,72 @@
-"""Errors the services raise for the API to turn into 4xx/5xx JSON answers."""
+"""Domain errors the services raise. Only the API layer knows HTTP: it maps each class to a
+status code and each problem's ``field`` (relative to one request item) to a JSON path."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
-class FieldProblem:
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What is wrong with one field. ``item`` is the position of the request item in a batch
+    (None for a request that is not a batch); ``field`` is relative to that item."""
+
     field: str
     code: str
     message: str
+    item: int | None = None
+
+    def at(self, item: int) -> Problem:
+        return Problem(self.field, self.code, self.message, item)
 
 
-@dataclass
-class ApiError(Exception):
-    status: int
-    code: str
-    message: str
-    errors: list[FieldProblem] = field(default_factory=list)
+class DomainError(Exception):
+    """Base of the errors a service raises on purpose; ``code`` is machine-readable."""
 
-    def __str__(self) -> str:
-        return self.message
+    code = "error"
 
-    def as_dict(self) -> dict:
-        return {
-            "status": self.status,
-            "code": self.code,
-            "message": self.message,
-            "errors": [{"field": e.field, "code": e.code, "message": e.message} for e in self.errors],
-        }
+    def __init__(self, message: str, *, code: str | None = None, problems: Sequence[Problem] = ()):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.problems = list(problems)
+
+    @classmethod
+    def of(cls, problems: Sequence[Problem], *, code: str | None = None) -> DomainError:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return cls(f"{first.field}: {first.message}{more}", code=code, problems=problems)
+
+    @classmethod
+    def field(cls, field: str, code: str, message: str) -> DomainError:
+        return cls.of([Problem(field, code, message)], code=cls.code)
 
 
-def invalid(field_name: str, code: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_request", f"{field_name}: {message}", [FieldProblem(field_name, code, message)])
+class InvalidRequest(DomainError):
+    """The request itself is wrong (a field's value, a missing variable, an unknown type)."""
+
+    code = "invalid_request"
 
 
-def forbidden(field_name: str, code: str, message: str) -> ApiError:
-    return ApiError(403, "forbidden", f"{field_name}: {message}", [FieldProblem(field_name, code, message)])
+class NotPermitted(DomainError):
+    """The sender may not do this (type, priority or scope not granted)."""
+
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    """The request collides with stored state (an idempotency key used with another body)."""
+
+    code = "conflict"
+
+
+class Unavailable(DomainError):
+    """A store the service needs is down; retrying later can succeed."""
+
+    code = "unavailable"

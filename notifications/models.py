@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from config.models import ShardedModel
+from notifications import rules
+from notifications.rules import RuleValidator
 
 PRIORITY_CHOICES = [(priority, priority) for priority in settings.PRIORITIES]
 
@@ -42,13 +45,10 @@ class NotificationType(models.Model):
         return self.key
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        channels = self.default_channels
-        if not isinstance(channels, list) or not channels or any(c not in settings.CHANNELS for c in channels):
-            raise ValidationError({"default_channels": f"a non-empty list drawn from {', '.join(settings.CHANNELS)}"})
-        if len(set(channels)) != len(channels):
-            raise ValidationError({"default_channels": "lists a channel twice"})
+        try:
+            self.default_channels = rules.channels(self.default_channels)
+        except rules.RuleViolation as violation:
+            raise ValidationError({"default_channels": rules.django_error(violation)}) from None
 
 
 class ApiScope(models.TextChoices):
@@ -85,14 +85,22 @@ class ApiClient(models.Model):
 class Recipient(ShardedModel):
     """How to reach a user. Keyed by the platform's own user id."""
 
-    user_id = models.CharField(max_length=64, primary_key=True)
-    email = models.EmailField(max_length=320, blank=True)
+    user_id = models.CharField(max_length=64, primary_key=True, validators=[RuleValidator("user_id")])
+    email = models.EmailField(max_length=320, blank=True, validators=[RuleValidator("email")])
     email_verified = models.BooleanField(default=True)
-    email_bounced = models.BooleanField(default=False)
-    phone = models.CharField(max_length=20, blank=True, help_text="E.164")
+    email_bounced = models.BooleanField(
+        default=False, help_text="Set when mail to this address bounced; cleared when the address changes."
+    )
+    phone = models.CharField(
+        max_length=20, blank=True, help_text="International format, e.g. +14155550101", validators=[RuleValidator("phone")]
+    )
     phone_verified = models.BooleanField(default=True)
-    locale = models.CharField(max_length=35, blank=True)
-    timezone = models.CharField(max_length=64, blank=True)
+    locale = models.CharField(
+        max_length=35, blank=True, help_text="Language tag, e.g. en, fr-CA", validators=[RuleValidator("locale")]
+    )
+    timezone = models.CharField(
+        max_length=64, blank=True, help_text="IANA time zone, e.g. Europe/Paris", validators=[RuleValidator("timezone_name")]
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -101,29 +109,33 @@ class Recipient(ShardedModel):
 
 
 class Outcome(models.TextChoices):
-    QUEUED = "queued"
-    SCHEDULED = "scheduled"
-    PREFERENCE_BLOCKED = "preference_blocked"
-    UNDELIVERABLE = "undeliverable"
+    """How a notification was accepted: what the service decided when it answered 202. The
+    channels' live status (sent, failed...) is on the deliveries."""
+
+    QUEUED = "queued", "queued for sending"
+    SCHEDULED = "scheduled", "scheduled for later"
+    UNDELIVERABLE = "undeliverable", "undeliverable (every channel skipped)"
 
 
 class Notification(ShardedModel):
     id = models.UUIDField(primary_key=True, editable=False)
     user_id = models.CharField(max_length=64)
-    client_id = models.BigIntegerField(help_text="ApiClient (global database) that sent it")
+    sender = models.CharField(
+        max_length=64, help_text="Who sent it: client:<api client id>, campaign:<id> or system:<name>"
+    )
     type_key = models.CharField(max_length=64)
     category = models.CharField(max_length=16)
     priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES)
     data = models.JSONField(default=dict)
     idempotency_key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=32)
-    outcome = models.CharField(max_length=24, choices=Outcome.choices)
+    outcome = models.CharField("accepted as", max_length=24, choices=Outcome.choices)
     send_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["client_id", "idempotency_key"], name="uniq_notification_idempotency")
+            models.UniqueConstraint(fields=["sender", "idempotency_key"], name="uniq_notification_sender_key")
         ]
         indexes = [models.Index(fields=["user_id", "id"], name="notification_user_idx")]
 
@@ -143,6 +155,7 @@ class InboxItem(ShardedModel):
     action_url = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField()
     visible_at = models.DateTimeField(help_text="Scheduled notifications appear at send_at")
+    delivered_at = models.DateTimeField(null=True, blank=True, help_text="acknowledged by the user's bell or app")
     seen_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)

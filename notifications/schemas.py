@@ -7,81 +7,49 @@ documentation cannot drift from what is enforced.
 
 from __future__ import annotations
 
-import re
 import uuid
-import zoneinfo
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import phonenumbers
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from config.sharding import USER_ID_PATTERN
+from delivery.services import devices
+from notifications import rules
 
 Channel = Literal["email", "sms", "push", "inapp"]
 Priority = Literal["critical", "high", "normal", "low"]
 Platform = Literal["ios", "android", "web"]
 
-_TYPE_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
-_TIMEZONES = frozenset(zoneinfo.available_timezones())
-
-
-def _email(value: str) -> str:
-    try:
-        validate_email(value)
-    except DjangoValidationError:
-        raise PydanticCustomError("invalid_email", "is not a valid email address") from None
-    return value.strip()
-
-
-def _phone(value: str) -> str:
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
-        raise PydanticCustomError("invalid_phone", "is not a valid phone number in international format (+15551234567)")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _locale(value: str) -> str:
-    if not _LOCALE.match(value):
-        raise PydanticCustomError("invalid_locale", "must be a language tag such as en, fr-CA or pt-BR")
-    return value.replace("_", "-")
-
-
-def _timezone(value: str) -> str:
-    if value not in _TIMEZONES:
-        raise PydanticCustomError("invalid_timezone", "must be an IANA time zone such as Europe/Paris")
-    return value
-
-
 # Hot fields are checked by pydantic's Rust core (a bulk request has 1000 items); the
-# error mapper turns a pattern mismatch on these fields into the messages below.
+# error mapper turns a pattern mismatch on these fields into the messages below. Contact
+# fields are checked by the services, with the rules every door shares; a device token's
+# pattern is the service's own, published here so the schema says what is accepted.
 PATTERN_MESSAGES = {
-    "user_id": ("invalid_user_id", "must be 1-64 characters of letters, digits and _ . : @ -"),
-    "type": ("invalid_type", "must be a notification type key (lowercase letters, digits, _ and -)"),
+    "user_id": ("invalid_user_id", rules.USER_ID_MESSAGE),
+    "type": ("invalid_type", rules.TYPE_KEY_MESSAGE),
     "idempotency_key": ("invalid_idempotency_key", "must be printable text"),
+    "token": (devices.InvalidDeviceToken.code, "must be 1-2048 printable characters without spaces or control characters"),
 }
 
-UserId = Annotated[str, Field(pattern=USER_ID_PATTERN.pattern)]
-TypeKey = Annotated[str, Field(pattern=_TYPE_KEY.pattern)]
-Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
-Phone = Annotated[str, Field(max_length=32), AfterValidator(_phone)]
-Locale = Annotated[str, Field(max_length=35), AfterValidator(_locale)]
-TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_timezone)]
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$")]
+UserId = Annotated[str, Field(pattern=USER_ID_PATTERN.pattern, description="The platform's user id")]
+TypeKey = Annotated[str, Field(pattern=rules.TYPE_KEY_PATTERN.pattern)]
+Email = Annotated[str, Field(max_length=320, description="An email address")]
+Phone = Annotated[str, Field(max_length=32, description="International format, e.g. +14155550101")]
+Locale = Annotated[str, Field(max_length=35, description="A language tag such as en, fr-CA")]
+TimeZone = Annotated[str, Field(max_length=64, description="An IANA time zone such as Europe/Paris")]
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=rules.IDEMPOTENCY_KEY_PATTERN.pattern)]
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False)
+# Answers list every field they may carry (the schema says additionalProperties: false), so a
+# field added to an answer must be added here, where the schema comes from.
+_ANSWER = ConfigDict(extra="forbid")
 BULK_MAX_ITEMS = 1000
 
 
 class InlineRecipient(BaseModel):
-    """Identify the recipient in the send itself; stored fields are created or updated."""
+    """Identify the recipient in the send itself; the fields given are stored on the
+    recipient (this needs the `recipients` scope)."""
 
     model_config = _STRICT
     user_id: UserId
@@ -91,12 +59,18 @@ class InlineRecipient(BaseModel):
     timezone: TimeZone | None = None
 
 
+_SEND_EXAMPLE = {
+    "user_id": "alice",
+    "type": "order_shipped",
+    "data": {"name": "Alice", "order_id": "A-1"},
+    "idempotency_key": "order-A-1-shipped",
+}
+
+
 class SendNotificationRequest(BaseModel):
-    model_config = _STRICT
+    model_config = ConfigDict(**_STRICT, json_schema_extra={"examples": [_SEND_EXAMPLE]})
 
     user_id: UserId | None = Field(None, description="The platform's user id (or give `recipient`).")
-    # Cross-field rules (user_id or recipient, distinct channels, send_at within 7 days) are
-    # checked by the send service, which visits every item anyway.
     recipient: InlineRecipient | None = None
     type: TypeKey = Field(description="Key of a notification type.")
     channels: list[Channel] | None = Field(
@@ -107,38 +81,41 @@ class SendNotificationRequest(BaseModel):
     idempotency_key: IdempotencyKey
     send_at: AwareDatetime | None = Field(None, description="Deliver at this time (at most 7 days ahead).")
 
-    @property
-    def target_user_id(self) -> str | None:
-        return self.user_id if self.user_id is not None else (self.recipient.user_id if self.recipient else None)
-
 
 class BulkSendRequest(BaseModel):
-    model_config = _STRICT
+    model_config = ConfigDict(**_STRICT, json_schema_extra={"examples": [{"items": [_SEND_EXAMPLE]}]})
     items: list[SendNotificationRequest] = Field(min_length=1, max_length=BULK_MAX_ITEMS)
 
 
 class ChannelResult(BaseModel):
+    model_config = _ANSWER
     channel: Channel
-    status: str = Field(description="queued, scheduled or skipped (see reason)")
-    reason: str = ""
+    status: Literal["queued", "scheduled", "skipped", "sending", "retrying", "sent", "delivered", "failed", "dead_lettered"]
+    reason: str = Field("", description="Why a channel is skipped or failed (e.g. no_email_address, no_template)")
 
 
-Outcome = Literal["queued", "scheduled", "duplicate", "preference_blocked", "undeliverable"]
+Outcome = Literal["queued", "scheduled", "duplicate", "undeliverable"]
 
 
 class SendNotificationResponse(BaseModel):
+    model_config = _ANSWER
     id: uuid.UUID
-    outcome: Outcome
+    outcome: Outcome = Field(
+        description="How the notification was accepted: queued, scheduled (send_at), duplicate (this "
+        "idempotency key was already used; `id` is the original) or undeliverable (every channel skipped)."
+    )
     channels: list[ChannelResult]
 
 
 class FieldError(BaseModel):
+    model_config = _ANSWER
     field: str
     code: str
     message: str
 
 
 class ErrorResponse(BaseModel):
+    model_config = _ANSWER
     status: int
     code: str
     message: str
@@ -146,6 +123,7 @@ class ErrorResponse(BaseModel):
 
 
 class BulkItemResult(BaseModel):
+    model_config = _ANSWER
     index: int
     id: uuid.UUID | None = None
     outcome: Outcome | None = None
@@ -154,6 +132,7 @@ class BulkItemResult(BaseModel):
 
 
 class BulkSendResponse(BaseModel):
+    model_config = _ANSWER
     accepted: int = Field(description="Items that created a notification")
     duplicates: int
     failed: int
@@ -161,8 +140,9 @@ class BulkSendResponse(BaseModel):
 
 
 class DeliveryStatusOut(BaseModel):
+    model_config = _ANSWER
     channel: Channel
-    status: str
+    status: str = Field(description="queued, scheduled, sending, retrying, sent, delivered, failed, dead_lettered or skipped")
     reason: str
     attempts: int
     provider: str
@@ -171,61 +151,90 @@ class DeliveryStatusOut(BaseModel):
     updated_at: datetime
     sent_at: datetime | None
     next_attempt_at: datetime | None
+    possibly_duplicated: bool = Field(
+        description="A worker stopped after handing this to the provider and before recording the outcome, so it "
+        "was sent again: the user may have received it twice (delivery is at least once)."
+    )
 
 
 class NotificationStatusResponse(BaseModel):
+    model_config = _ANSWER
     id: uuid.UUID
     user_id: str
     type: str
     priority: Priority
-    outcome: str
-    status: str = Field(description="scheduled, in_progress, sent, partially_sent, failed or skipped")
+    accepted_as: Literal["queued", "scheduled", "undeliverable"] = Field(
+        description="What the service decided when it accepted the notification (not its status now)."
+    )
+    status: Literal["scheduled", "in_progress", "sent", "partially_sent", "failed", "skipped"] = Field(
+        description="Where delivery stands now, over all channels."
+    )
     created_at: datetime
     send_at: datetime | None
     channels: list[DeliveryStatusOut]
 
 
 class RecipientRequest(BaseModel):
-    """The full contact record; fields left out are cleared."""
+    """The full contact record; fields left out or null are cleared. A document returned by
+    GET can be sent back as it is: its read-only fields are ignored (`user_id` must match)."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(
+        **_STRICT,
+        json_schema_extra={
+            "examples": [{"email": "alice@example.com", "phone": "+14155550101", "locale": "en", "timezone": "Europe/Paris"}]
+        },
+    )
     email: Email | None = None
     email_verified: bool = True
     phone: Phone | None = None
     phone_verified: bool = True
     locale: Locale | None = None
     timezone: TimeZone | None = None
+    user_id: UserId | None = Field(None, description="Read-only; if given, must match the path.")
+    email_bounced: bool | None = Field(None, description="Read-only; ignored.")
+    created_at: datetime | None = Field(None, description="Read-only; ignored.")
+    updated_at: datetime | None = Field(None, description="Read-only; ignored.")
+    devices: list[Any] | None = Field(None, description="Read-only; ignored (use the devices endpoint).")
 
 
 class DeviceOut(BaseModel):
+    model_config = _ANSWER
     id: uuid.UUID
     platform: Platform
     token_preview: str
     active: bool
+    deactivated_reason: str | None
     created_at: datetime
     last_seen_at: datetime
 
 
+class DeviceListResponse(BaseModel):
+    model_config = _ANSWER
+    devices: list[DeviceOut]
+
+
 class RecipientResponse(BaseModel):
+    model_config = _ANSWER
     user_id: str
-    email: str
+    email: str | None
     email_verified: bool
     email_bounced: bool
-    phone: str
+    phone: str | None
     phone_verified: bool
-    locale: str
-    timezone: str
+    locale: str | None
+    timezone: str | None
     created_at: datetime
     updated_at: datetime
     devices: list[DeviceOut]
 
 
-# Long enough for FCM, APNs and web-push tokens; short enough for the (user, token) index.
-DeviceToken = Annotated[str, Field(min_length=1, max_length=2048)]
+DeviceToken = Annotated[
+    str, Field(pattern=devices.TOKEN_PATTERN.pattern, description="The push token (FCM, APNs or web push)")
+]
 
 
 class DeviceRequest(BaseModel):
-    model_config = _STRICT
+    model_config = ConfigDict(**_STRICT, json_schema_extra={"examples": [{"platform": "android", "token": "fcm-example-token"}]})
     platform: Platform
     token: DeviceToken
 

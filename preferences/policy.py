@@ -8,8 +8,8 @@ itself (``manage.py`` tracing and the status API show these reasons verbatim).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Collection
 
 # Reasons a channel is used.
 OK = "ok"

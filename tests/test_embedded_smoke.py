@@ -1,25 +1,21 @@
 """`make run` (the README's command) serves the embedded profile: a send is accepted and sent."""
 
-import os
-
 import httpx
 import pytest
 
-from tests.support.processes import ManagedProcess, free_port, wait_for
+from tests.support.processes import BANNER, ManagedProcess, embedded_env, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
 DEMO_KEY = "nk_demo0000_localdemokeyforembeddedprofileonly"
-SERVICE_VARIABLES = ("NOTIFY_PROFILE", "DATABASE_URL", "SHARD_DATABASE_URLS", "REDIS_URL", "CELERY_BROKER_URL")
 
 
 def test_make_run_serves_and_delivers(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    env.update(HOST="127.0.0.1", PORT=str(port), VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
+    env = embedded_env(tmp_path / "var", port)
     server = ManagedProcess(["make", "run"], env, tmp_path / "make-run.log")
     try:
-        server.wait_for_log("is running.", timeout=240)
+        server.wait_for_log(BANNER, timeout=240)
         log = server.log()
         assert f"http://127.0.0.1:{port}/api/v1/" in log
         assert DEMO_KEY in log and "admin / admin" in log

@@ -1,8 +1,8 @@
 """Providers send deliveries to the outside world; one module per provider.
 
-The contract is modelled on Django's email backends: a small class per provider, chosen per
-channel by a dotted path in ``settings.NOTIFY_PROVIDERS`` and fetched with
-:func:`provider_for`.
+The contract is modelled on Django's email backends: a small class per provider, registered
+by name in ``settings.NOTIFY_PROVIDER_CLASSES``; each channel lists its providers in order of
+preference in ``settings.NOTIFY_PROVIDERS`` (:func:`providers_for`).
 """
 
 from delivery.providers.base import (
@@ -11,8 +11,11 @@ from delivery.providers.base import (
     PermanentDeliveryError,
     Provider,
     SendResult,
+    TargetResult,
     TemporaryDeliveryError,
+    check_configuration,
     provider_for,
+    providers_for,
     reset_providers,
 )
 
@@ -22,7 +25,10 @@ __all__ = [
     "PermanentDeliveryError",
     "Provider",
     "SendResult",
+    "TargetResult",
     "TemporaryDeliveryError",
+    "check_configuration",
     "provider_for",
+    "providers_for",
     "reset_providers",
 ]

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -44,10 +45,20 @@ class OutboundMessage:
     device_tokens: tuple[str, ...] = ()  # push only
     attempt: int = 1
 
+    @property
+    def idempotency_key(self) -> str:
+        """What a provider that deduplicates (an idempotency header, SendGrid ``custom_args``)
+        should be given: the same on every attempt of this delivery, so a retry after a worker
+        died mid-send can be recognized by the provider as the same message."""
+        return str(self.delivery_id)
+
 
 @dataclass(frozen=True, slots=True)
-class SendResult:
-    delivery_id: uuid.UUID
+class TargetResult:
+    """The outcome for one target of a message: a device token of a push message (one
+    message goes to every active device of the user, each with its own outcome)."""
+
+    target: str
     provider_message_id: str = ""
     error: DeliveryError | None = None
 
@@ -56,8 +67,33 @@ class SendResult:
         return self.error is None
 
 
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """One message's outcome. A message with ``targets`` is sent when at least one target
+    succeeded; ``details`` carries what the provider reported worth keeping (SMS segments,
+    price) and ``retry_after`` a provider's own ``Retry-After`` for a temporary error."""
+
+    delivery_id: uuid.UUID
+    provider_message_id: str = ""
+    error: DeliveryError | None = None
+    targets: tuple[TargetResult, ...] = ()
+    details: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
 @runtime_checkable
 class Provider(Protocol):
+    """A provider sends one channel's messages to the outside world. One module per provider
+    (modelled on Django's email backends); the registry builds one instance per process.
+
+    ``send`` must finish within ``settings.PROVIDER_TIMEOUT_SECONDS`` per call to the
+    provider's API (the delivery lease is longer, so a slow provider never lets a batch be
+    claimed twice); only :class:`TemporaryDeliveryError` is retried.
+    """
+
     name: str
     channel: str
 
@@ -65,25 +101,63 @@ class Provider(Protocol):
         """Send a batch; one result per message, in any order.
 
         Raise :class:`TemporaryDeliveryError` when the whole batch failed in a way worth
-        retrying; report per-message failures in the results.
+        retrying (429, 5xx, timeout), :class:`PermanentDeliveryError` when the provider refused
+        the whole batch; report per-message (and per-target) failures in the results.
         """
 
     def is_available(self) -> bool:
         """False while the provider should not be called (e.g. its circuit is open)."""
 
 
+def configuration_problem(provider_class) -> str | None:
+    """What keeps a provider class from working with the current settings (missing
+    credentials), or None. Providers declare it as a ``configuration_problem`` classmethod."""
+    check = getattr(provider_class, "configuration_problem", None)
+    return check() if callable(check) else None
+
+
+def _resolve(name_or_path: str) -> type:
+    path = settings.NOTIFY_PROVIDER_CLASSES.get(name_or_path, name_or_path)
+    return import_string(path)
+
+
 _providers: dict[tuple[str, str], Provider] = {}
 _lock = threading.Lock()
 
 
-def provider_for(channel: str) -> Provider:
-    path = settings.NOTIFY_PROVIDERS[channel]
-    key = (channel, path)
+def providers_for(channel: str) -> list[Provider]:
+    """The channel's providers in order of preference (the next one takes over while the
+    first is unavailable)."""
+    names = settings.NOTIFY_PROVIDERS[channel]
+    if isinstance(names, str):
+        names = [names]
+    found = []
     with _lock:
-        provider = _providers.get(key)
-        if provider is None:
-            provider = _providers[key] = import_string(path)(channel=channel)
-    return provider
+        for name in names:
+            key = (channel, name)
+            provider = _providers.get(key)
+            if provider is None:
+                provider = _providers[key] = _resolve(name)(channel=channel)
+            found.append(provider)
+    return found
+
+
+def provider_for(channel: str) -> Provider:
+    return providers_for(channel)[0]
+
+
+def check_configuration() -> list[str]:
+    """Every configured provider that cannot work (for start-up checks)."""
+    problems = []
+    for channel, names in settings.NOTIFY_PROVIDERS.items():
+        for name in [names] if isinstance(names, str) else names:
+            try:
+                problem = configuration_problem(_resolve(name))
+            except ImportError as exc:
+                problem = f"cannot be loaded ({exc})"
+            if problem:
+                problems.append(f"{channel} provider {name!r}: {problem}")
+    return problems
 
 
 def reset_providers() -> None:

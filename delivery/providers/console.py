@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from django.conf import settings
 
@@ -37,8 +37,8 @@ class ConsoleProvider:
             )
             for message in messages
         )
-        logger.info("console provider recorded %d %s message(s)", len(rows), self.channel)
+        logger.debug("console provider recorded %d %s message(s)", len(rows), self.channel)
         return [
             SendResult(message.delivery_id, provider_message_id=f"console-{row.pk}")
-            for message, row in zip(messages, rows)
+            for message, row in zip(messages, rows, strict=True)
         ]

@@ -1,20 +1,51 @@
-"""Push devices of a user: register (or refresh), list, remove."""
+"""Push devices of a user: register (or refresh), list, deactivate, remove.
+
+A token belongs to one user at a time: registering it for a user deactivates it for anyone
+else who had it (a phone changing hands, a shared tablet), on whichever shard they live.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import re
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.sharding import new_id_for_user, shard_for_user
+from config.sharding import new_id_for_user, shard_aliases, shard_for_user
 from delivery.models import Device
+
+# Printable ASCII without spaces: FCM, APNs and web-push tokens are all of this form; a NUL
+# or a control character would not even be storable in PostgreSQL text.
+TOKEN_PATTERN = re.compile(r"^[!-~]{1,2048}$")
+MOVED_TO_ANOTHER_USER = "moved_to_another_user"
+
+
+class InvalidDeviceToken(ValueError):
+    code = "invalid_token"
+
+
+def check_token(token: str) -> str:
+    if not isinstance(token, str) or not TOKEN_PATTERN.match(token):
+        raise InvalidDeviceToken("must be 1-2048 printable characters without spaces or control characters")
+    return token
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def register_device(user_id: str, *, platform: str, token: str) -> tuple[Device, bool]:
     """Store a device token for ``user_id``; re-registering refreshes and reactivates it."""
+    check_token(token)
+    if platform not in Device.Platform.values:
+        raise InvalidDeviceToken(f"platform must be one of {', '.join(Device.Platform.values)}")
     alias = shard_for_user(user_id)
+    digest = token_hash(token)
     now = timezone.now()
+    device = created = None
     for _ in range(2):
-        existing = Device.objects.using(alias).filter(user_id=user_id, token=token).first()
+        existing = Device.objects.using(alias).filter(user_id=user_id, token_hash=digest).first()
         if existing is not None:
             existing.platform = platform
             existing.active = True
@@ -22,7 +53,8 @@ def register_device(user_id: str, *, platform: str, token: str) -> tuple[Device,
             existing.last_seen_at = now
             existing.updated_at = now
             existing.save(using=alias, update_fields=["platform", "active", "deactivated_reason", "last_seen_at", "updated_at"])
-            return existing, False
+            device, created = existing, False
+            break
         try:
             with transaction.atomic(using=alias):
                 device = Device(
@@ -30,15 +62,49 @@ def register_device(user_id: str, *, platform: str, token: str) -> tuple[Device,
                     user_id=user_id,
                     platform=platform,
                     token=token,
+                    token_hash=digest,
                     created_at=now,
                     updated_at=now,
                     last_seen_at=now,
                 )
                 device.save(using=alias, force_insert=True)
-                return device, True
+                created = True
+                break
         except IntegrityError:
             continue  # registered concurrently: refresh the row that won
-    raise RuntimeError("device registration kept conflicting")  # pragma: no cover
+    if device is None:
+        raise RuntimeError("device registration kept conflicting")  # pragma: no cover
+    _release_from_other_users(digest, user_id, now)
+    return device, created
+
+
+def _release_from_other_users(digest: str, user_id: str, now) -> int:
+    """Deactivate the token for every other user, on every shard (registrations are rare
+    next to sends; the token hash is indexed)."""
+    released = 0
+    for alias in shard_aliases():
+        released += (
+            Device.objects.using(alias)
+            .filter(token_hash=digest, active=True)
+            .exclude(user_id=user_id)
+            .update(active=False, deactivated_reason=MOVED_TO_ANOTHER_USER, updated_at=now)
+        )
+    return released
+
+
+def deactivate_tokens(alias: str, reasons: dict[str, str]) -> int:
+    """Deactivate the devices of these tokens on ``alias``, each with its reason (the push
+    provider said the token is unregistered or invalid)."""
+    now = timezone.now()
+    changed = 0
+    for reason in set(reasons.values()):
+        hashes = [token_hash(token) for token, why in reasons.items() if why == reason]
+        changed += (
+            Device.objects.using(alias)
+            .filter(token_hash__in=hashes, active=True)
+            .update(active=False, deactivated_reason=reason, updated_at=now)
+        )
+    return changed
 
 
 def device_document(device: Device) -> dict:
@@ -48,6 +114,7 @@ def device_document(device: Device) -> dict:
         "platform": device.platform,
         "token_preview": device.token_preview,
         "active": device.active,
+        "deactivated_reason": device.deactivated_reason or None,
         "created_at": device.created_at,
         "last_seen_at": device.last_seen_at,
     }
@@ -58,5 +125,5 @@ def list_devices(user_id: str) -> list[Device]:
 
 
 def remove_device(user_id: str, *, token: str) -> bool:
-    deleted, _ = Device.objects.for_user(user_id).filter(user_id=user_id, token=token).delete()
+    deleted, _ = Device.objects.for_user(user_id).filter(user_id=user_id, token_hash=token_hash(token)).delete()
     return bool(deleted)

@@ -9,16 +9,17 @@ worker whose lease expired cannot overwrite the work of the one that took over.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from config.sharding import shard_for_id
@@ -30,8 +31,12 @@ from delivery.providers import (
     PermanentDeliveryError,
     SendResult,
     TemporaryDeliveryError,
-    provider_for,
+    providers_for,
 )
+from delivery.services import circuit, ratelimit
+from delivery.services.claims import claim, claim_due
+from delivery.services.devices import deactivate_tokens
+from delivery.services.publishing import answer, batch_size, helper_started, hold, ring, ring_helper
 
 logger = logging.getLogger(__name__)
 
@@ -47,32 +52,62 @@ class BatchReport:
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def _claimable(now: datetime) -> Q:
-    return (
-        Q(status=DeliveryStatus.QUEUED)
-        | Q(status__in=[DeliveryStatus.SCHEDULED, DeliveryStatus.RETRYING], next_attempt_at__lte=now)
-        | Q(status=DeliveryStatus.SENDING, lease_expires_at__lt=now)
-    )
+def drain(alias: str, channel: str, priority: str) -> BatchReport:
+    """The doorbell task: send one queue's queued deliveries, oldest first, a batch at a time,
+    until it is empty.
+
+    While it runs it holds the doorbell, so sends arriving meanwhile publish no new task: the
+    next pass of this loop takes them, batched with whatever else came. When a pass finds
+    nothing it answers the bell and looks once more (a row committed since the last pass rang
+    a bell that was still held). After ``DRAIN_MAX_SECONDS`` it rings for itself and returns,
+    so the worker's queue order (critical first) decides what runs next.
+    """
+    limit = batch_size(channel)
+    report = BatchReport()
+    deadline = time.monotonic() + settings.DRAIN_MAX_SECONDS
+    bell = (channel, priority)
+    helper_started(alias, *bell)
+    while True:
+        provider, wait = choose_provider(channel)
+        if provider is None:
+            _ring_quietly(alias, bell, helper=False, countdown=wait)  # every circuit open: rows wait, untouched
+            return report
+        # Claim only what the provider's rate allows now; an empty bucket rings again later
+        # instead of holding this worker slot.
+        allowance, wait = ratelimit.take(provider.name, limit)
+        if not allowance:
+            circuit.release_probe(provider.name)
+            _ring_quietly(alias, bell, helper=False, countdown=wait)
+            return report
+        token, deliveries = claim_due(alias, channel, priority, allowance)
+        if not deliveries:
+            answer(alias, *bell)
+            token, deliveries = claim_due(alias, channel, priority, allowance)
+            if not deliveries:
+                ratelimit.give_back(provider.name, allowance)
+                circuit.release_probe(provider.name)
+                return report
+            hold(alias, *bell)
+        ratelimit.give_back(provider.name, allowance - len(deliveries))
+        if len(deliveries) >= limit:
+            _ring_quietly(alias, bell, helper=True)  # more waiting: another process helps
+        report.claimed += len(deliveries)
+        for status, count in _send_channel(alias, token, channel, deliveries, provider).items():
+            report.outcomes[status] += count
+        if time.monotonic() >= deadline:
+            _ring_quietly(alias, bell, helper=False)
+            return report
 
 
-def claim(alias: str, delivery_ids: Sequence[uuid.UUID | str]) -> tuple[uuid.UUID, list[Delivery]]:
-    """Take the lease on those of ``delivery_ids`` nobody else holds; returns (token, rows)."""
-    now = timezone.now()
-    token = uuid.uuid4()
-    claimed = (
-        Delivery.objects.using(alias)
-        .filter(_claimable(now), id__in=delivery_ids)
-        .update(
-            status=DeliveryStatus.SENDING,
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
-            attempts=F("attempts") + 1,
-            updated_at=now,
-        )
-    )
-    if not claimed:
-        return token, []
-    return token, list(Delivery.objects.using(alias).filter(id__in=delivery_ids, lease_token=token))
+def _ring_quietly(alias: str, bell: tuple[str, str], *, helper: bool, countdown: float = 0.0) -> None:
+    try:
+        if helper:
+            ring_helper(alias, bell)
+        else:
+            ring(alias, [bell], force=True, countdown=countdown)
+    except Exception:
+        # Left queued, the rows are found by the sweep (an empty queue, then its grace).
+        logger.warning("could not ring for %s.%s on %s; the sweep will", *bell, alias)
 
 
 def deliver_batch(delivery_ids: Iterable[uuid.UUID | str]) -> BatchReport:
@@ -100,7 +135,7 @@ def _device_tokens(alias: str, user_ids: set[str]) -> dict[str, tuple[str, ...]]
     return {user_id: tuple(values) for user_id, values in tokens.items()}
 
 
-def _send_channel(alias: str, token: uuid.UUID, channel: str, deliveries: list[Delivery]) -> dict[str, int]:
+def _send_channel(alias: str, token: uuid.UUID, channel: str, deliveries: list[Delivery], provider=None) -> dict[str, int]:
     outcomes: dict[str, int] = defaultdict(int)
     now = timezone.now()
     tokens_by_user: dict[str, tuple[str, ...]] = {}
@@ -114,7 +149,12 @@ def _send_channel(alias: str, token: uuid.UUID, channel: str, deliveries: list[D
         if not deliveries:
             return outcomes
 
-    provider = provider_for(channel)
+    if provider is None:
+        provider, wait = choose_provider(channel)
+        if provider is None:
+            _defer(alias, token, deliveries, wait, reason=PROVIDER_UNAVAILABLE, now=now)
+            outcomes[DeliveryStatus.RETRYING] += len(deliveries)
+            return outcomes
     messages = [
         OutboundMessage(
             delivery_id=d.id,
@@ -130,8 +170,81 @@ def _send_channel(alias: str, token: uuid.UUID, channel: str, deliveries: list[D
         for d in deliveries
     ]
     results = _call_provider(provider, messages)
+    _report_to_circuit(provider.name, results)
+    if channel == "push":
+        results = _settle_targets(alias, results)
     _record_results(alias, token, provider.name, deliveries, results, outcomes)
     return outcomes
+
+
+def choose_provider(channel: str):
+    """(provider, 0) for the channel's first provider whose circuit lets a call through, or
+    (None, seconds until one may) when every circuit is open."""
+    waits = []
+    for provider in providers_for(channel):
+        if not provider.is_available():
+            continue
+        permission = circuit.allow(provider.name)
+        if permission.allowed:
+            return provider, 0.0
+        waits.append(permission.retry_in)
+    return None, min(waits, default=settings.CIRCUIT_COOLDOWN_SECONDS)
+
+
+def _report_to_circuit(provider_name: str, results: dict[uuid.UUID, SendResult]) -> None:
+    """A call whose every message failed temporarily (or unexpectedly) is a failure of the
+    provider; a call that delivered anything, or refused messages for their own reasons, is
+    the provider working."""
+    errors = [r.error for r in results.values()]
+    if errors and all(e is not None and not isinstance(e, PermanentDeliveryError) for e in errors):
+        circuit.record_failure(provider_name)
+    else:
+        circuit.record_success(provider_name)
+
+
+def _defer(alias: str, token: uuid.UUID, deliveries, seconds: float, *, reason: str, now: datetime) -> None:
+    """Back to waiting without counting an attempt (no provider may be called now)."""
+    Delivery.objects.using(alias).filter(id__in=[d.id for d in deliveries], lease_token=token).update(
+        status=DeliveryStatus.RETRYING,
+        reason=reason,
+        next_attempt_at=now + timedelta(seconds=max(seconds, 0.5)),
+        attempts=F("attempts") - 1,
+        lease_token=None,
+        lease_expires_at=None,
+        handed_at=None,
+        updated_at=now,
+    )
+
+
+# Per-target errors that mean the token will never work again: the device is deactivated.
+DEAD_TOKEN_REASONS = frozenset({"unregistered", "invalid_token"})
+
+
+def _settle_targets(alias: str, results: dict[uuid.UUID, SendResult]) -> dict[uuid.UUID, SendResult]:
+    """A message to several devices is sent when one of them got it; tokens the provider
+    says are gone are deactivated with the reason. All targets failed: the message failed
+    with the first permanent error, or is retried if any failure was temporary."""
+    dead: dict[str, str] = {}
+    settled = {}
+    for delivery_id, result in results.items():
+        if not result.targets:
+            settled[delivery_id] = result
+            continue
+        for target in result.targets:
+            if target.error is not None and target.error.reason in DEAD_TOKEN_REASONS:
+                dead[target.target] = target.error.reason
+        delivered = [t for t in result.targets if t.ok]
+        if delivered:
+            settled[delivery_id] = SendResult(
+                delivery_id, delivered[0].provider_message_id, None, result.targets, result.details
+            )
+            continue
+        errors = [t.error for t in result.targets]
+        temporary = next((e for e in errors if isinstance(e, TemporaryDeliveryError)), None)
+        settled[delivery_id] = SendResult(delivery_id, error=temporary or errors[0], targets=result.targets)
+    if dead:
+        deactivate_tokens(alias, dead)
+    return settled
 
 
 def _call_provider(provider, messages: list[OutboundMessage]) -> dict[uuid.UUID, SendResult]:
@@ -139,7 +252,9 @@ def _call_provider(provider, messages: list[OutboundMessage]) -> dict[uuid.UUID,
         if not provider.is_available():
             raise TemporaryDeliveryError(f"{provider.name} is unavailable", reason=PROVIDER_UNAVAILABLE)
         results = provider.send(messages)
-    except TemporaryDeliveryError as exc:
+    except DeliveryError as exc:
+        # The provider refused the whole batch: temporary errors retry, permanent ones fail
+        # every message with the provider's reason.
         return {m.delivery_id: SendResult(m.delivery_id, error=exc) for m in messages}
     except Exception as exc:  # a provider bug must not lose the batch: dead-letter it, visibly
         # Where it failed, not what it said: provider messages often quote addresses.
@@ -211,6 +326,7 @@ def _record_results(
                     sent_at=now,
                     provider=provider_name,
                     provider_message_id=Case(*(When(id=i, then=Value(m)) for i, m in sent.items())),
+                    handed_at=None,
                     lease_token=None,
                     lease_expires_at=None,
                     updated_at=now,
@@ -225,17 +341,18 @@ def _record_results(
             recorded = (
                 Delivery.objects.using(alias)
                 .filter(id__in=ids, lease_token=token)
-                .update(lease_token=None, lease_expires_at=None, updated_at=now, **fields)
+                .update(lease_token=None, lease_expires_at=None, handed_at=None, updated_at=now, **fields)
             )
             outcomes[fields["status"]] += recorded
             lapsed += len(ids) - recorded
     if lapsed:
         logger.warning("lease lapsed on %d deliveries of %s before their outcome was recorded", lapsed, alias)
-    for status, count in outcomes.items():
-        logger.info("%s via %s on %s: %d %s", deliveries[0].channel, provider_name, alias, count, status)
+    # One line per batch, whatever its outcomes (the ids and addresses stay out of logs).
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
+    logger.info("%s via %s on %s: %s", deliveries[0].channel, provider_name, alias, summary)
 
 
 def _finish(alias: str, token: uuid.UUID, deliveries: list[Delivery], *, status: str, reason: str, now: datetime) -> None:
     Delivery.objects.using(alias).filter(id__in=[d.id for d in deliveries], lease_token=token).update(
-        status=status, reason=reason, lease_token=None, lease_expires_at=None, updated_at=now
+        status=status, reason=reason, lease_token=None, lease_expires_at=None, handed_at=None, updated_at=now
     )

@@ -3,38 +3,34 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from django.conf import settings
 
-from config.bulk import Rows, json_text
+from config.bulk import Rows, RowSpec, json_text
 from delivery.models import Delivery, DeliveryStatus
 
-_COLUMNS = (
-    "id",
-    "notification_id",
-    "user_id",
-    "channel",
-    "priority",
-    "status",
-    "reason",
-    "address",
-    "payload",
-    "attempts",
-    "next_attempt_at",
-    "published_at",
-    "republish_at",
-    "provider",
-    "provider_message_id",
-    "last_error",
-    "created_at",
-    "updated_at",
+DELIVERY_ROW = RowSpec(
+    Delivery,
+    defaults={
+        "attempts": 0,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "lease_owner": "",
+        "provider": "",
+        "provider_message_id": "",
+        "last_error": "",
+        "sent_at": None,
+        "handed_at": None,
+        "possibly_duplicated": False,
+    },
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times more
 class PlannedDelivery:
     id: uuid.UUID
     notification_id: uuid.UUID
@@ -55,38 +51,32 @@ class PlannedDelivery:
 def delivery_rows(planned: Sequence[PlannedDelivery], now: datetime) -> Rows:
     """Planned deliveries as rows to insert inside the send transaction.
 
-    Queued rows are stamped published now (the publish follows the commit) and get a
-    republish deadline: if nothing has picked them up by then — the process died between
-    commit and publish, the broker lost the message, a worker failed before claiming — the
-    sweep publishes them again. A failed publish moves the deadline to now.
+    Queued rows are stamped published now (the publish follows the commit). If the publish
+    fails they are marked unpublished and the sweep publishes them within a second; if the
+    broker later loses them, the sweep notices (see ``delivery.services.sweep``);
+    ``republish_at`` is only the backstop for what neither catches.
     """
     republish_at = now + timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS)
-    return Rows(
-        Delivery,
-        _COLUMNS,
-        [
-            (
-                p.id,
-                p.notification_id,
-                p.user_id,
-                p.channel,
-                p.priority,
-                p.status,
-                p.reason,
-                p.address,
-                json_text(p.payload or {}),
-                0,
-                p.next_attempt_at,
-                now if p.status == DeliveryStatus.QUEUED else None,
-                republish_at if p.status == DeliveryStatus.QUEUED else None,
-                "",
-                "",
-                "",
-                now,
-                now,
+    build = DELIVERY_ROW.row
+    rows = []
+    for p in planned:
+        queued = p.status == DeliveryStatus.QUEUED
+        rows.append(
+            build(
+                id=p.id,
+                notification_id=p.notification_id,
+                user_id=p.user_id,
+                channel=p.channel,
+                priority=p.priority,
+                status=p.status,
+                reason=p.reason,
+                address=p.address,
+                payload=json_text(p.payload or {}),
+                next_attempt_at=p.next_attempt_at,
+                published_at=now if queued else None,
+                republish_at=republish_at if queued else None,
+                created_at=now,
+                updated_at=now,
             )
-            for p in planned
-        ],
-    )
-
-
+        )
+    return DELIVERY_ROW.rows(rows)

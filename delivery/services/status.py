@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from django.conf import settings
 
@@ -46,3 +46,12 @@ def channel_summaries(alias: str, notification_ids: list[uuid.UUID]) -> dict[uui
     for notification_id, channel, status, reason in sorted(rows, key=lambda r: _CHANNEL_ORDER.get(r[1], 99)):
         summaries[notification_id].append({"channel": channel, "status": status, "reason": reason})
     return summaries
+
+
+def deliveries_by_notification(alias: str, notification_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Delivery]]:
+    """The deliveries of several notifications of one shard, in one query, in channel order."""
+    grouped: dict[uuid.UUID, list[Delivery]] = defaultdict(list)
+    rows = Delivery.objects.using(alias).filter(notification_id__in=notification_ids)
+    for delivery in sorted(rows, key=lambda d: _CHANNEL_ORDER.get(d.channel, 99)):
+        grouped[delivery.notification_id].append(delivery)
+    return grouped

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from notifications.models import ALL_SCOPES, ApiClient
+from notifications import rules
+from notifications.errors import InvalidRequest, Problem
+from notifications.models import ALL_SCOPES, ApiClient, NotificationType
 from notifications.services import catalog
 from notifications.services.catalog import ClientInfo
 
@@ -45,6 +47,33 @@ class IssuedKey:
     key: str  # shown once; never stored
 
 
+def clean_client_fields(
+    *, name: str, allowed_types: list[str], scopes: list[str] | None, exclude_id: int | None = None
+) -> dict:
+    """An API client's settings checked by the shared rules; raises InvalidRequest naming
+    every bad field. Used by the admin, the command and this service alike."""
+    problems = []
+    cleaned: dict = {}
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        problems.append(Problem("name", "invalid_name", "must be 1-100 characters"))
+    elif ApiClient.objects.filter(name=name).exclude(id=exclude_id).exists():
+        problems.append(Problem("name", "duplicate_name", f"an API client named {name!r} already exists"))
+    cleaned["name"] = name
+    known_types = set(NotificationType.objects.values_list("key", flat=True))
+    try:
+        cleaned["allowed_types"] = rules.allowed_types(allowed_types or [], known_types)
+    except rules.RuleViolation as violation:
+        problems.append(Problem("allowed_types", violation.code, violation.message))
+    try:
+        cleaned["scopes"] = rules.scopes(ALL_SCOPES if scopes is None else scopes, ALL_SCOPES)
+    except rules.RuleViolation as violation:
+        problems.append(Problem("scopes", violation.code, violation.message))
+    if problems:
+        raise InvalidRequest.of(problems)
+    return cleaned
+
+
 def create_api_client(
     name: str,
     *,
@@ -54,23 +83,15 @@ def create_api_client(
     key: str | None = None,
 ) -> IssuedKey:
     """Create a client and its key. ``key`` is only for fixed demo keys; normally it is generated."""
-    scopes = list(scopes if scopes is not None else ALL_SCOPES)
-    unknown = sorted(set(scopes) - set(ALL_SCOPES))
-    if unknown:
-        raise ValueError(f"unknown scope(s): {', '.join(unknown)}")
+    cleaned = clean_client_fields(name=name, allowed_types=allowed_types, scopes=scopes)
     if key is None:
         prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(8))
         key = f"nk_{prefix}_{secrets.token_urlsafe(32)}"
     parts = split_key(key)
     if parts is None:
-        raise ValueError("API keys look like nk_<8 characters>_<secret>")
+        raise InvalidRequest.field("key", "invalid_key", "API keys look like nk_<8 characters>_<secret>")
     with transaction.atomic():
         client = ApiClient.objects.create(
-            name=name,
-            key_prefix=parts[0],
-            key_hash=hash_key(key),
-            allowed_types=allowed_types,
-            may_send_critical=may_send_critical,
-            scopes=scopes,
+            key_prefix=parts[0], key_hash=hash_key(key), may_send_critical=may_send_critical, **cleaned
         )
     return IssuedKey(client=client, key=key)

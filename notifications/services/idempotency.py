@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Sequence
 
 import redis
 from django.conf import settings
@@ -77,8 +77,8 @@ class KeyRequest:
     proposed_id: uuid.UUID
 
 
-def _redis_key(client_id: int, key: str) -> str:
-    return f"idem:{client_id}:{key}"
+def _redis_key(sender_key: str, key: str) -> str:
+    return f"idem:{sender_key}:{key}"
 
 
 def _pending(request: KeyRequest) -> str:
@@ -101,7 +101,7 @@ StoredLookup = Callable[[Sequence[KeyRequest]], dict[str, tuple[uuid.UUID, str]]
 
 
 def reserve(
-    client_id: int, requests: Sequence[KeyRequest], lookup_stored: StoredLookup | None = None
+    sender_key: str, requests: Sequence[KeyRequest], lookup_stored: StoredLookup | None = None
 ) -> list[Reservation] | None:
     """Reserve every key in one round trip; None when Redis is unavailable.
 
@@ -120,11 +120,11 @@ def reserve(
         reserve_script = client.register_script(_RESERVE)
         while waiting:
             values = reserve_script(
-                keys=[_redis_key(client_id, requests[i].key) for i in waiting],
+                keys=[_redis_key(sender_key, requests[i].key) for i in waiting],
                 args=[PENDING_TTL_SECONDS, *(_pending(requests[i]) for i in waiting)],
             )
             still = []
-            for i, value in zip(waiting, values):
+            for i, value in zip(waiting, values, strict=True):
                 if value is None:  # Lua false: this call took the key
                     results[i] = Reservation(Verdict.OWNED, requests[i].proposed_id)
                     continue
@@ -155,19 +155,19 @@ def reserve(
                 pause = min(pause * 2, 0.05)
     except redis.RedisError:
         logger.warning("redis unavailable for idempotency; relying on the database constraint", exc_info=True)
-        release(client_id, [(requests[i], results[i]) for i in range(len(requests)) if results[i]])
+        release(sender_key, [(requests[i], results[i]) for i in range(len(requests)) if results[i]])
         return None
     return results  # type: ignore[return-value]
 
 
-def finalize(client_id: int, done: Sequence[tuple[KeyRequest, uuid.UUID]]) -> None:
+def finalize(sender_key: str, done: Sequence[tuple[KeyRequest, uuid.UUID]]) -> None:
     """Record finished notifications so later requests answer ``duplicate`` for 24 h."""
     client = get_redis()
     if client is None or not done:
         return
     try:
         client.register_script(_FINALIZE)(
-            keys=[_redis_key(client_id, request.key) for request, _ in done],
+            keys=[_redis_key(sender_key, request.key) for request, _ in done],
             args=[
                 settings.IDEMPOTENCY_TTL_SECONDS,
                 *(f"d|{notification_id}|{request.fingerprint}" for request, notification_id in done),
@@ -178,7 +178,7 @@ def finalize(client_id: int, done: Sequence[tuple[KeyRequest, uuid.UUID]]) -> No
         logger.warning("could not record %d idempotency keys as done", len(done), exc_info=True)
 
 
-def release(client_id: int, held: Sequence[tuple[KeyRequest, Reservation | None]]) -> None:
+def release(sender_key: str, held: Sequence[tuple[KeyRequest, Reservation | None]]) -> None:
     """Give back keys this request reserved but did not use (its work failed)."""
     client = get_redis()
     owned = [request for request, reservation in held if reservation and reservation.verdict is Verdict.OWNED]
@@ -186,7 +186,7 @@ def release(client_id: int, held: Sequence[tuple[KeyRequest, Reservation | None]
         return
     try:
         client.register_script(_RELEASE)(
-            keys=[_redis_key(client_id, request.key) for request in owned], args=[_pending(request) for request in owned]
+            keys=[_redis_key(sender_key, request.key) for request in owned], args=[_pending(request) for request in owned]
         )
     except redis.RedisError:
         logger.warning("could not release %d idempotency keys", len(owned), exc_info=True)

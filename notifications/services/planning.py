@@ -1,38 +1,46 @@
-"""Turn an authorized send into rows: recipient facts -> decision -> rendered deliveries.
+"""Turn an accepted send into rows: recipient facts -> decision -> deliveries and inbox item.
 
-Pure planning: no database access. The send pipeline reads the recipients (one query per
+Pure planning: no database access. The send service reads the recipients (one query per
 shard) before and writes the planned rows after.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
-from config.bulk import JsonText
+from config.bulk import JsonText, RowSpec
 from config.sharding import bucket_for, new_id
 from delivery.models import DeliveryStatus
 from delivery.services.records import PlannedDelivery
-from notifications.models import Outcome
-from notifications.schemas import SendNotificationRequest
+from notifications.models import InboxItem, Notification, Outcome
 from notifications.services.catalog import TypeInfo
 from notifications.services.idempotency import KeyRequest
-from notifications.services.recipients import INLINE_FIELDS
+from notifications.services.sending import ChannelPlan, ContactUpdate, Sender, SendRequest
 from preferences import policy
-from templates_app.rendering import CompiledTemplate, MissingVariables
+
+NOTIFICATION_ROW = RowSpec(Notification)
+INBOX_ROW = RowSpec(InboxItem, defaults={"delivered_at": None, "seen_at": None, "read_at": None, "archived_at": None})
+
+CONTACT_FIELDS = ("email", "phone", "locale", "timezone")
+# Plain strings: the enums' str() is a Python call, thousands of times per bulk request.
+_QUEUED, _SCHEDULED, _UNDELIVERABLE = Outcome.QUEUED.value, Outcome.SCHEDULED.value, Outcome.UNDELIVERABLE.value
+_STATUS_QUEUED, _STATUS_SCHEDULED, _STATUS_SKIPPED = (
+    DeliveryStatus.QUEUED.value,
+    DeliveryStatus.SCHEDULED.value,
+    DeliveryStatus.SKIPPED.value,
+)
 
 
-
-@dataclass
+@dataclass(slots=True)
 class PreparedSend:
-    """A validated, authorized request item, before idempotency and planning."""
+    """A validated, authorized and rendered request item, before idempotency and planning."""
 
     index: int
-    request: SendNotificationRequest
+    request: SendRequest
     type: TypeInfo
-    user_id: str
     alias: str
     priority: str
     channels: tuple[str, ...]
@@ -40,58 +48,46 @@ class PreparedSend:
     send_at: datetime | None  # None: now
     key: KeyRequest
     data_json: JsonText  # the request's data, serialized once (sorted keys)
+    payloads: dict[str, dict[str, str]]  # rendered, per channel that has a template
+    contact: ContactUpdate | None  # normalized contact fields to store
+
+    @property
+    def user_id(self) -> str:
+        return self.request.user_id
 
     @property
     def notification_id(self) -> uuid.UUID:
         return self.key.proposed_id
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedNotification:
     prepared: PreparedSend
     outcome: str
     notification_row: tuple
     deliveries: list[PlannedDelivery]
     inbox_row: tuple | None
-    channels: list[dict[str, str]] = field(default_factory=list)
+    channels: list[ChannelPlan]
 
 
-NOTIFICATION_COLUMNS = (
-    "id",
-    "user_id",
-    "client_id",
-    "type_key",
-    "category",
-    "priority",
-    "data",
-    "idempotency_key",
-    "request_hash",
-    "outcome",
-    "send_at",
-    "created_at",
-)
-INBOX_COLUMNS = ("notification_id", "user_id", "type_key", "category", "title", "body", "action_url", "created_at", "visible_at")
-
-
-def recipient_facts(stored: dict[str, Any] | None, prepared: PreparedSend) -> dict[str, Any]:
-    """The stored contact record with any inline recipient fields laid over it."""
+def recipient_facts(stored: dict[str, Any] | None, contact: ContactUpdate | None) -> dict[str, Any]:
+    """The stored contact record with the contact fields given in the send laid over it."""
     facts = dict(stored) if stored else {"email": "", "phone": "", "locale": "", "timezone": ""}
-    inline = prepared.request.recipient
-    if inline is not None:
-        for name in INLINE_FIELDS:
-            value = getattr(inline, name)
+    if contact is not None:
+        for name in CONTACT_FIELDS:
+            value = getattr(contact, name)
             if value is not None:
                 if name == "email" and value != facts.get("email"):
-                    facts["email_bounced"] = False
+                    facts["email_bounced"] = False  # a new address has not bounced
                 facts[name] = value
     return facts
 
 
-def decide(prepared: PreparedSend, facts: dict[str, Any], templates: Mapping[str, CompiledTemplate]) -> policy.SendDecision:
+def decide(prepared: PreparedSend, facts: dict[str, Any]) -> policy.SendDecision:
     return policy.decide(
         notification_type=policy.TypeFacts(prepared.type.key, prepared.type.category, prepared.type.required),
         channels=prepared.channels,
-        templates_available=templates.keys(),
+        templates_available=prepared.payloads.keys(),
         recipient=policy.RecipientFacts(
             email=facts.get("email") or "",
             email_verified=facts.get("email_verified", True),
@@ -102,39 +98,21 @@ def decide(prepared: PreparedSend, facts: dict[str, Any], templates: Mapping[str
     )
 
 
-def render(
-    prepared: PreparedSend, decision: policy.SendDecision, templates: Mapping[str, CompiledTemplate]
-) -> dict[str, dict[str, str]]:
-    """Rendered payload per channel to send; raises MissingVariables naming what is missing."""
-    data = prepared.request.data
-    return {channel: templates[channel].render(data) for channel in decision.channels_to_send}
-
-
-def plan(
-    prepared: PreparedSend,
-    facts: dict[str, Any],
-    client_id: int,
-    now: datetime,
-    templates: Mapping[str, CompiledTemplate],
-) -> PlannedNotification:
-    """``templates``: the type's compiled templates by channel (resolved once per batch)."""
-    decision = decide(prepared, facts, templates)
-    payloads = render(prepared, decision, templates)
+def plan(prepared: PreparedSend, facts: dict[str, Any], sender: Sender, now: datetime) -> PlannedNotification:
+    decision = decide(prepared, facts)
     notification_id = prepared.notification_id
     bucket = bucket_for(prepared.user_id)
     if decision.outcome == policy.DELIVERABLE:
-        outcome = Outcome.SCHEDULED if prepared.send_at else Outcome.QUEUED
-    elif decision.outcome == policy.PREFERENCE_BLOCKED:
-        outcome = Outcome.PREFERENCE_BLOCKED
+        outcome = _SCHEDULED if prepared.send_at else _QUEUED
     else:
-        outcome = Outcome.UNDELIVERABLE
-    send_status = DeliveryStatus.SCHEDULED if prepared.send_at else DeliveryStatus.QUEUED
+        outcome = _UNDELIVERABLE
+    send_status = _STATUS_SCHEDULED if prepared.send_at else _STATUS_QUEUED
     addresses = {"email": facts.get("email") or "", "sms": facts.get("phone") or ""}
 
     deliveries = []
     channels = []
     for verdict in decision.verdicts:
-        status = send_status if verdict.send else DeliveryStatus.SKIPPED
+        status = send_status if verdict.send else _STATUS_SKIPPED
         reason = "" if verdict.reason == policy.OK else verdict.reason
         deliveries.append(
             PlannedDelivery(
@@ -146,50 +124,38 @@ def plan(
                 status=status,
                 reason=reason,
                 address=addresses.get(verdict.channel, "") if verdict.send else "",
-                payload=payloads.get(verdict.channel),
+                payload=prepared.payloads.get(verdict.channel) if verdict.send else None,
                 next_attempt_at=prepared.send_at if verdict.send else None,
             )
         )
-        channels.append({"channel": verdict.channel, "status": str(status), "reason": reason})
+        channels.append(ChannelPlan(verdict.channel, status, reason))
 
     inbox_row = None
-    if "inapp" in payloads:
-        inapp = payloads["inapp"]
-        inbox_row = (
-            notification_id,
-            prepared.user_id,
-            prepared.type.key,
-            prepared.type.category,
-            inapp.get("title", "")[:500],
-            inapp.get("body", ""),
-            inapp.get("action_url", "")[:500],
-            now,
-            prepared.send_at or now,
+    inapp = prepared.payloads.get("inapp") if "inapp" in decision.channels_to_send else None
+    if inapp is not None:
+        inbox_row = INBOX_ROW.row(
+            notification_id=notification_id,
+            user_id=prepared.user_id,
+            type_key=prepared.type.key,
+            category=prepared.type.category,
+            title=inapp.get("title", "")[:500],
+            body=inapp.get("body", ""),
+            action_url=inapp.get("action_url", "")[:500],
+            created_at=now,
+            visible_at=prepared.send_at or now,
         )
-    request = prepared.request
-    notification_row = (
-        notification_id,
-        prepared.user_id,
-        client_id,
-        prepared.type.key,
-        prepared.type.category,
-        prepared.priority,
-        prepared.data_json,
-        request.idempotency_key,
-        prepared.fingerprint,
-        str(outcome),
-        prepared.send_at,
-        now,
+    notification_row = NOTIFICATION_ROW.row(
+        id=notification_id,
+        user_id=prepared.user_id,
+        sender=sender.key,
+        type_key=prepared.type.key,
+        category=prepared.type.category,
+        priority=prepared.priority,
+        data=prepared.data_json,
+        idempotency_key=prepared.request.idempotency_key,
+        request_hash=prepared.fingerprint,
+        outcome=outcome,
+        send_at=prepared.send_at,
+        created_at=now,
     )
-    return PlannedNotification(prepared, str(outcome), notification_row, deliveries, inbox_row, channels)
-
-
-__all__ = [
-    "INBOX_COLUMNS",
-    "MissingVariables",
-    "NOTIFICATION_COLUMNS",
-    "PlannedNotification",
-    "PreparedSend",
-    "plan",
-    "recipient_facts",
-]
+    return PlannedNotification(prepared, outcome, notification_row, deliveries, inbox_row, channels)

@@ -1,7 +1,14 @@
-"""Recipients (how to reach a user) and their devices, on the user's shard."""
+"""Recipients (how to reach a user), on the user's shard.
+
+Contact data is checked by the shared rules (``notifications.rules``) here, so the API, the
+admin and the commands store the same normalized values: E.164 phones, IANA time zones,
+language tags. Changing the email address clears its bounce flag.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,35 +17,73 @@ from django.utils import timezone
 
 from config.sharding import shard_for_user
 from delivery.services.devices import device_document, list_devices
+from notifications import rules
+from notifications.errors import InvalidRequest, Problem
 from notifications.models import Recipient
-from notifications.schemas import InlineRecipient, RecipientRequest
+from notifications.services.sending import ContactUpdate
 
 RECIPIENT_FIELDS = ("email", "email_verified", "email_bounced", "phone", "phone_verified", "locale", "timezone")
-INLINE_FIELDS = ("email", "phone", "locale", "timezone")
+_TEXT_RULES = {"email": rules.email, "phone": rules.phone, "locale": rules.locale, "timezone": rules.timezone_name}
 
 
-def put_recipient(user_id: str, request: RecipientRequest) -> tuple[Recipient, bool]:
-    """Replace the contact record of ``user_id`` (fields left out are cleared); returns (row, created)."""
+@dataclass(frozen=True)
+class ContactRecord:
+    """A recipient's whole contact record; empty text means "not set"."""
+
+    email: str = ""
+    email_verified: bool = True
+    phone: str = ""
+    phone_verified: bool = True
+    locale: str = ""
+    timezone: str = ""
+
+
+def clean_contact(fields: Mapping[str, Any]) -> ContactRecord:
+    """A contact record from loose values (None or "" clear a field), normalized by the
+    shared rules; raises InvalidRequest naming every bad field."""
+    values: dict[str, Any] = {}
+    problems = []
+    for name, rule in _TEXT_RULES.items():
+        raw = fields.get(name)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            values[name] = ""
+            continue
+        try:
+            values[name] = rule(raw)
+        except rules.RuleViolation as violation:
+            problems.append(Problem(name, violation.code, violation.message))
+    for name in ("email_verified", "phone_verified"):
+        raw = fields.get(name)
+        values[name] = True if raw is None else bool(raw)
+    if problems:
+        raise InvalidRequest.of(problems)
+    return ContactRecord(**values)
+
+
+def put_recipient(user_id: str, record: ContactRecord, *, email_bounced: bool | None = None) -> tuple[Recipient, bool]:
+    """Replace the contact record of ``user_id``; returns (row, created).
+
+    ``email_bounced`` sets the bounce flag explicitly (an operator clearing it); a new email
+    address always starts unbounced.
+    """
+    rules.user_id(user_id)
     alias = shard_for_user(user_id)
     now = timezone.now()
-    fields = {
-        "email": request.email or "",
-        "email_verified": request.email_verified,
-        "phone": request.phone or "",
-        "phone_verified": request.phone_verified,
-        "locale": request.locale or "",
-        "timezone": request.timezone or "",
-    }
+    fields = {name: getattr(record, name) for name in ContactRecord.__dataclass_fields__}
     for _ in range(2):
         try:
             with transaction.atomic(using=alias):
                 recipient = Recipient.objects.using(alias).select_for_update().filter(user_id=user_id).first()
                 if recipient is None:
-                    recipient = Recipient(user_id=user_id, created_at=now, updated_at=now, **fields)
+                    recipient = Recipient(
+                        user_id=user_id, created_at=now, updated_at=now, email_bounced=bool(email_bounced), **fields
+                    )
                     recipient.save(using=alias, force_insert=True)
                     return recipient, True
                 if fields["email"] != recipient.email:
-                    recipient.email_bounced = False  # a new address has not bounced
+                    recipient.email_bounced = False
+                elif email_bounced is not None:
+                    recipient.email_bounced = email_bounced
                 for name, value in fields.items():
                     setattr(recipient, name, value)
                 recipient.updated_at = now
@@ -54,15 +99,16 @@ def get_recipient(user_id: str) -> Recipient | None:
 
 
 def recipient_document(recipient: Recipient) -> dict[str, Any]:
+    """A recipient as the API shows it; unset contact fields are null (and PUT takes null)."""
     return {
         "user_id": recipient.user_id,
-        "email": recipient.email,
+        "email": recipient.email or None,
         "email_verified": recipient.email_verified,
         "email_bounced": recipient.email_bounced,
-        "phone": recipient.phone,
+        "phone": recipient.phone or None,
         "phone_verified": recipient.phone_verified,
-        "locale": recipient.locale,
-        "timezone": recipient.timezone,
+        "locale": recipient.locale or None,
+        "timezone": recipient.timezone or None,
         "created_at": recipient.created_at,
         "updated_at": recipient.updated_at,
         "devices": [device_document(device) for device in list_devices(recipient.user_id)],
@@ -113,16 +159,17 @@ def load_recipients(alias: str, user_ids: set[str]) -> dict[str, dict[str, Any]]
     return recipients
 
 
-def upsert_inline(alias: str, recipients: list[InlineRecipient], now: datetime) -> None:
-    """Create or update recipients given inline in sends, inside the send transaction.
+def upsert_contacts(alias: str, updates: Sequence[tuple[str, ContactUpdate]], now: datetime) -> None:
+    """Create or update recipients from contact fields given in sends (already normalized),
+    inside the send transaction.
 
     Rows are locked in user-id order (two bulk requests sharing recipients cannot deadlock)
     and each user is written once, the last mention winning.
     """
     merged: dict[str, dict] = {}
-    for inline in recipients:
-        fields = merged.setdefault(inline.user_id, {})
-        fields.update({name: getattr(inline, name) for name in INLINE_FIELDS if getattr(inline, name) is not None})
+    for user_id, contact in updates:
+        fields = merged.setdefault(user_id, {})
+        fields.update({name: getattr(contact, name) for name in _TEXT_RULES if getattr(contact, name) is not None})
     for user_id in sorted(merged):
         provided = merged[user_id]
         recipient = Recipient.objects.using(alias).select_for_update().filter(user_id=user_id).first()

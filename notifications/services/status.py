@@ -7,20 +7,20 @@ from typing import Any
 from config.sharding import parse_routable_id, shard_for_id
 from delivery.services.status import deliveries_of, overall_status
 from notifications.models import Notification
-from notifications.services.catalog import ClientInfo
+from notifications.services.sending import Sender
 
 
-def notification_status(client: ClientInfo, raw_id: str) -> dict[str, Any] | None:
-    """The notification with its per-channel deliveries, or None if this client cannot see it.
+def notification_status(sender: Sender, raw_id: str) -> dict[str, Any] | None:
+    """The notification with its per-channel deliveries, or None if this sender cannot see it.
 
-    A client sees only the notifications it sent; anything else is indistinguishable from an
+    A sender sees only the notifications it sent; anything else is indistinguishable from an
     id that does not exist.
     """
     notification_id = parse_routable_id(raw_id)
     if notification_id is None:
         return None
     alias = shard_for_id(notification_id)
-    notification = Notification.objects.using(alias).filter(id=notification_id, client_id=client.id).first()
+    notification = Notification.objects.using(alias).filter(id=notification_id, sender=sender.key).first()
     if notification is None:
         return None
     deliveries = deliveries_of(alias, notification_id)
@@ -29,7 +29,7 @@ def notification_status(client: ClientInfo, raw_id: str) -> dict[str, Any] | Non
         "user_id": notification.user_id,
         "type": notification.type_key,
         "priority": notification.priority,
-        "outcome": notification.outcome,
+        "accepted_as": notification.outcome,
         "status": overall_status(d.status for d in deliveries),
         "created_at": notification.created_at,
         "send_at": notification.send_at,
@@ -45,6 +45,7 @@ def notification_status(client: ClientInfo, raw_id: str) -> dict[str, Any] | Non
                 "updated_at": d.updated_at,
                 "sent_at": d.sent_at,
                 "next_attempt_at": d.next_attempt_at,
+                "possibly_duplicated": d.possibly_duplicated,
             }
             for d in deliveries
         ],

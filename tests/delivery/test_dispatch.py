@@ -3,58 +3,16 @@
 from datetime import timedelta
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
-from config.sharding import new_id_for_user
 from delivery import retry
-from delivery.models import ConsoleMessage, Delivery, DeliveryStatus
+from delivery.models import ConsoleMessage, Delivery
 from delivery.services.devices import register_device
 from delivery.services.dispatch import claim, deliver_batch
-from config.bulk import insert_rows
-from delivery.services.records import PlannedDelivery, delivery_rows
 from delivery.services.replay import requeue
-from tests.support.factories import user_on
-from tests.support.providers import ScriptedProvider
+from tests.support.factories import make_delivery, reload, user_on
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-
-SCRIPTED = "tests.support.providers.ScriptedProvider"
-
-
-@pytest.fixture
-def scripted():
-    ScriptedProvider.reset()
-    with override_settings(NOTIFY_PROVIDERS={c: SCRIPTED for c in ("email", "sms", "push", "inapp")}):
-        from delivery.providers import reset_providers
-
-        reset_providers()
-        yield ScriptedProvider
-    ScriptedProvider.reset()
-
-
-def make_delivery(alias: str, channel: str = "email", user_id: str | None = None, **fields) -> Delivery:
-    user_id = user_id or user_on(alias)
-    planned = PlannedDelivery(
-        id=new_id_for_user(user_id),
-        notification_id=new_id_for_user(user_id),
-        user_id=user_id,
-        channel=channel,
-        priority="normal",
-        status=fields.pop("status", DeliveryStatus.QUEUED),
-        address="x@example.com" if channel == "email" else "",
-        payload={"subject": "s", "text": "t"},
-        next_attempt_at=fields.pop("next_attempt_at", None),
-    )
-    insert_rows(alias, [delivery_rows([planned], timezone.now())])
-    if fields:
-        Delivery.objects.using(alias).filter(id=planned.id).update(**fields)
-    return Delivery.objects.using(alias).get(id=planned.id)
-
-
-def reload(delivery: Delivery) -> Delivery:
-    return Delivery.objects.using(delivery._state.db).get(id=delivery.id)
-
 
 def test_console_provider_records_and_marks_sent(shards):
     delivery = make_delivery(shards[0])
@@ -169,9 +127,9 @@ def test_requeue_sends_failed_deliveries_again(shards, scripted):
     scripted.script = ["permanent"]
     delivery = make_delivery(shards[0])
     deliver_batch([delivery.id])
-    assert requeue(shards[0], [delivery.id]) == 1
+    assert requeue([delivery.id]) == 1
     requeued = reload(delivery)
-    assert (requeued.status, requeued.attempts, requeued.published_at) == ("queued", 0, None)
+    assert (requeued.status, requeued.attempts, requeued.reason) == ("queued", 0, "")
     deliver_batch([delivery.id])
     assert reload(delivery).status == "sent"
 
@@ -197,7 +155,7 @@ def test_a_batch_records_each_outcome_with_a_few_statements(shards, scripted):
         report = deliver_batch([d.id for d in deliveries])
     assert report.outcomes == {"sent": 10, "failed": 10, "retrying": 10}
     writes = [q for q in queries if q["sql"].startswith("UPDATE")]
-    assert len(writes) == 4  # claim, sent, failed, retrying: not one per delivery
+    assert len(writes) == 4  # claim (which marks them handed over), sent, failed, retrying: not one per delivery
     sent_to = {call.delivery_id for call in scripted.calls[0][0::3]}
     for delivery in deliveries:
         row = reload(delivery)
@@ -206,3 +164,144 @@ def test_a_batch_records_each_outcome_with_a_few_statements(shards, scripted):
         assert row.lease_token is None
     retrying = {reload(d).next_attempt_at for d in deliveries if reload(d).status == "retrying"}
     assert len(retrying) == 1  # the batch is retried together
+
+
+def test_an_outcome_recorded_clears_the_handoff_marker(shards, scripted):
+    scripted.script = ["temporary"]
+    delivery = make_delivery(shards[0])
+    deliver_batch([delivery.id])
+    retried = reload(delivery)
+    assert (retried.status, retried.handed_at, retried.possibly_duplicated) == ("retrying", None, False)
+    Delivery.objects.using(shards[0]).filter(id=delivery.id).update(next_attempt_at=timezone.now())
+    deliver_batch([delivery.id])
+    assert (reload(delivery).status, reload(delivery).handed_at, reload(delivery).possibly_duplicated) == ("sent", None, False)
+
+
+# --- doorbells: one drain task per (shard, channel, priority), claiming batches ---------------
+
+
+def waiting_drains(queue: str) -> int:
+    from config.redis import get_redis
+
+    return get_redis().llen(queue)
+
+
+def test_one_waiting_drain_task_per_doorbell_however_many_rows(shards):
+    from delivery.services.publishing import publish_deliveries
+
+    rows = [make_delivery(shards[0]) for _ in range(3)]
+    for row in rows:  # three single sends, one after another
+        publish_deliveries(shards[0], [(row.id, "email", "normal")])
+    assert waiting_drains("email.normal") == 1
+    publish_deliveries(shards[1], [(make_delivery(shards[1]).id, "email", "normal")])
+    publish_deliveries(shards[0], [(make_delivery(shards[0], channel="sms").id, "sms", "normal")])
+    assert (waiting_drains("email.normal"), waiting_drains("sms.normal")) == (2, 1)
+
+
+def test_a_drain_sends_its_queue_oldest_first_in_batches_until_it_is_empty(shards, scripted, settings):
+    from delivery.services.dispatch import drain
+
+    settings.DELIVERY_BATCH_SIZE = {**settings.DELIVERY_BATCH_SIZE, "email": 3}
+    old = timezone.now() - timedelta(minutes=5)
+    oldest = [make_delivery(shards[0], published_at=old + timedelta(seconds=i)) for i in range(3)]
+    newest = [make_delivery(shards[0]) for _ in range(2)]
+    other_queue = make_delivery(shards[0], priority="low")
+    report = drain(shards[0], "email", "normal")
+    assert (report.claimed, dict(report.outcomes)) == (5, {"sent": 5})
+    assert [len(call) for call in scripted.calls] == [3, 2]
+    assert {m.delivery_id for m in scripted.calls[0]} == {d.id for d in oldest}
+    assert {reload(d).status for d in newest} == {"sent"} and reload(other_queue).status == "queued"
+    assert waiting_drains("email.normal") == 1  # the full first batch asked one helper to share the work
+
+
+def test_a_drain_that_runs_out_of_time_rings_for_itself(shards, scripted, settings):
+    from delivery.services.dispatch import drain
+
+    settings.DELIVERY_BATCH_SIZE = {**settings.DELIVERY_BATCH_SIZE, "email": 2}
+    settings.DRAIN_MAX_SECONDS = 0
+    for _ in range(3):
+        make_delivery(shards[0])
+    assert drain(shards[0], "email", "normal").claimed == 2  # one batch, then its time was up
+    assert waiting_drains("email.normal") == 2  # the helper for the full batch, and itself again
+
+
+def test_a_row_committed_after_a_drain_started_rings_again(shards, scripted):
+    from delivery.services.dispatch import drain
+    from delivery.services.publishing import publish_deliveries
+
+    first = make_delivery(shards[0])
+    publish_deliveries(shards[0], [(first.id, "email", "normal")])
+    assert waiting_drains("email.normal") == 1
+    drain(shards[0], "email", "normal")  # the worker took the task (answered the bell) and sent
+    late = make_delivery(shards[0])
+    assert publish_deliveries(shards[0], [(late.id, "email", "normal")]) == 1
+    assert waiting_drains("email.normal") == 2
+
+
+def test_a_provider_refusing_the_whole_batch_permanently_fails_it_with_its_reason(shards, scripted):
+    deliveries = [make_delivery(shards[0]) for _ in range(3)]
+    scripted.script = ["reject_batch"]
+    report = deliver_batch([d.id for d in deliveries])
+    assert dict(report.outcomes) == {"failed": 3}
+    for delivery in deliveries:
+        row = reload(delivery)
+        assert (row.status, row.reason, row.last_error) == ("failed", "sender_not_verified", "sender domain not verified")
+
+
+def test_sends_arriving_while_a_drain_runs_publish_nothing_and_join_its_next_batch(shards, scripted):
+    from delivery.services.dispatch import drain
+    from delivery.services.publishing import publish_deliveries
+
+    first = make_delivery(shards[0])
+    assert publish_deliveries(shards[0], [(first.id, "email", "normal")]) == 1
+    late: list = []
+
+    def a_concurrent_send():
+        row = make_delivery(shards[0])
+        late.append(row)
+        late.append(publish_deliveries(shards[0], [(row.id, "email", "normal")]))
+
+    scripted.during_send = [a_concurrent_send]
+    report = drain(shards[0], "email", "normal")
+    assert late[1] == 0  # the bell was held: no second task
+    assert report.claimed == 2 and [len(call) for call in scripted.calls] == [1, 1]
+    assert reload(late[0]).status == "sent"
+
+
+def test_a_push_reaches_the_devices_that_work_and_retires_the_dead_tokens(shards, scripted):
+    from delivery.models import Device
+
+    delivery = make_delivery(shards[0], channel="push")
+    register_device(delivery.user_id, platform="android", token="tok-gone")
+    register_device(delivery.user_id, platform="ios", token="tok-live")
+    scripted.script = ["targets"]
+    assert dict(deliver_batch([delivery.id]).outcomes) == {"sent": 1}
+    assert reload(delivery).provider_message_id == "msg-tok-live"
+    devices = {d.token: (d.active, d.deactivated_reason) for d in Device.objects.using(shards[0]).filter(user_id=delivery.user_id)}
+    assert devices == {"tok-gone": (False, "unregistered"), "tok-live": (True, "")}
+
+
+def test_when_every_target_fails_the_message_fails_with_their_reason(shards, scripted):
+    delivery = make_delivery(shards[0], channel="push")
+    register_device(delivery.user_id, platform="android", token="tok-only-gone")
+    scripted.script = ["targets"]
+    deliver_batch([delivery.id])
+    assert (reload(delivery).status, reload(delivery).reason) == ("failed", "unregistered")
+
+
+def test_the_next_provider_takes_over_while_the_first_is_unavailable(shards, scripted, settings):
+    from delivery.providers import reset_providers
+
+    settings.NOTIFY_PROVIDERS = {**settings.NOTIFY_PROVIDERS, "email": ["tests.support.providers.Unavailable", "console"]}
+    reset_providers()
+    delivery = make_delivery(shards[0])
+    deliver_batch([delivery.id])
+    assert (reload(delivery).status, reload(delivery).provider) == ("sent", "console")
+    assert ConsoleMessage.objects.filter(delivery_id=delivery.id).count() == 1
+
+
+def test_a_configured_provider_that_cannot_work_is_reported(settings):
+    from delivery.providers import check_configuration
+
+    settings.NOTIFY_PROVIDERS = {**settings.NOTIFY_PROVIDERS, "sms": ["no.such.Provider"]}
+    assert check_configuration() == ["sms provider 'no.such.Provider': cannot be loaded (No module named 'no')"]

@@ -27,7 +27,7 @@ def test_put_creates_then_replaces(api, shards):
 
     replaced = api.put(url(user), {"email": "b@example.com"}, format="json")
     assert replaced.status_code == 200
-    assert (replaced.json()["email"], replaced.json()["phone"]) == ("b@example.com", "")
+    assert (replaced.json()["email"], replaced.json()["phone"]) == ("b@example.com", None)
     assert api.get(url(user)).json()["email"] == "b@example.com"
 
 
@@ -93,6 +93,10 @@ def test_device_validation(api):
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "platform"
     response = api.delete(url("u1", "/devices"), {}, format="json")
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "token"
+    response = api.post(url("u1", "/devices"), {"platform": "ios", "token": "has space"}, format="json")
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("token", "invalid_token")]
+    assert "printable" in response.json()["message"]
 
 
 def test_recipient_endpoints_need_the_recipients_scope(demo_catalog):
@@ -101,3 +105,43 @@ def test_recipient_endpoints_need_the_recipients_scope(demo_catalog):
     assert client.get(url("u1")).status_code == 403
     assert client.put(url("u1"), {}, format="json").status_code == 403
     assert client.post(url("u1", "/devices"), {"platform": "ios", "token": "t"}, format="json").status_code == 403
+
+
+@pytest.mark.parametrize("token", ["tok\x00en", "tok\nen", "   ", "tab\there", "x" * 2049])
+def test_device_tokens_with_control_characters_or_blank_are_refused(api, token):
+    response = api.post(url("u1", "/devices"), {"platform": "android", "token": token}, format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["errors"][0]["field"] == "token"
+    assert not any(Device.objects.using(alias).exists() for alias in ("shard_0", "shard_1"))
+
+
+def test_a_token_registered_for_another_user_leaves_the_first_one(api, shards):
+    """A phone that changes hands: its token stops reaching the previous owner, on any shard."""
+    first, second = user_on(shards[0]), user_on(shards[1])
+    assert api.post(url(first, "/devices"), {"platform": "ios", "token": "shared-token-1"}, format="json").status_code == 201
+    assert api.post(url(second, "/devices"), {"platform": "ios", "token": "shared-token-1"}, format="json").status_code == 201
+    (old,) = api.get(url(first, "/devices")).json()["devices"]
+    assert (old["active"], old["deactivated_reason"]) == (False, "moved_to_another_user")
+    (new,) = api.get(url(second, "/devices")).json()["devices"]
+    assert (new["active"], new["deactivated_reason"]) == (True, None)
+    # Back to the first user: it is active there again and leaves the second.
+    assert api.post(url(first, "/devices"), {"platform": "ios", "token": "shared-token-1"}, format="json").status_code == 200
+    assert api.get(url(first, "/devices")).json()["devices"][0]["active"] is True
+    assert api.get(url(second, "/devices")).json()["devices"][0]["active"] is False
+
+
+def test_what_get_returns_put_accepts(api, shards):
+    user = user_on(shards[0])
+    assert api.put(url(user, ""), {"email": "a@example.com"}, format="json").status_code == 201
+    document = api.get(url(user, "")).json()
+    assert (document["phone"], document["locale"], document["timezone"]) == (None, None, None)
+    again = api.put(url(user, ""), document, format="json")
+    assert again.status_code == 200, again.json()
+    assert {k: v for k, v in again.json().items() if k != "updated_at"} == {
+        k: v for k, v in document.items() if k != "updated_at"
+    }
+    for cleared in ("", None):
+        response = api.put(url(user, ""), dict(document, phone=cleared, locale=cleared), format="json")
+        assert response.status_code == 200 and response.json()["phone"] is None
+    mismatch = api.put(url(user, ""), dict(document, user_id="someone-else"), format="json")
+    assert mismatch.status_code == 400 and mismatch.json()["errors"][0]["field"] == "user_id"

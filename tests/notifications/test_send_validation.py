@@ -51,7 +51,7 @@ def later(**delta) -> str:
         ({"user_id": 42}, "user_id", "string_type"),
         ({"data": "not an object"}, "data", "dict_type"),
         ({"data": {"blob": "x" * (16 * 1024)}}, "data", "data_too_large"),
-        ({"data": {"name": "Ada"}}, "data", "missing_variables"),
+        ({"data": {"name": "Ada"}}, "data.order_id", "missing_variable"),
         ({"idempotency_key": ""}, "idempotency_key", "string_too_short"),
         ({"idempotency_key": "k" * 256}, "idempotency_key", "string_too_long"),
         ({"send_at": "2020-01-01T00:00:00Z"}, "send_at", "send_at_past"),
@@ -84,14 +84,25 @@ def test_send_at_more_than_seven_days_ahead(api):
     assert api.post(URL, send_body("u1", send_at=later(days=6)), format="json").status_code == 202
 
 
-def test_explicit_channel_without_template_is_refused(api):
+def test_a_channel_without_template_is_skipped_whether_asked_for_or_default(api):
+    """One rule for template availability: the channel is skipped with reason no_template,
+    visible in the answer, whether the request named it or the type defaults to it."""
+    from notifications.models import NotificationType
     from templates_app.models import Template
 
     Template.objects.filter(type_key="promotion", channel="sms").delete()
-    response = api.post(URL, send_body("u1", type="promotion", channels=["sms"]), format="json")
-    assert response.status_code == 400
-    assert response.json()["errors"][0]["code"] == "no_template"
-    assert nothing_written()
+    promo = {"headline": "Sale", "offer": "20% off"}
+    asked = api.post(URL, send_body("u1", type="promotion", channels=["sms", "inapp"], data=promo), format="json")
+    assert asked.status_code == 202
+    assert {c["channel"]: (c["status"], c["reason"]) for c in asked.json()["channels"]} == {
+        "sms": ("skipped", "no_template"), "inapp": ("queued", "")
+    }  # fmt: skip
+    NotificationType.objects.filter(key="promotion").update(default_channels=["sms", "inapp"])
+    from notifications.services import catalog
+
+    catalog.clear()
+    by_default = api.post(URL, send_body("u1", type="promotion", data=promo), format="json")
+    assert [(c["channel"], c["reason"]) for c in by_default.json()["channels"]] == [("sms", "no_template"), ("inapp", "")]
 
 
 def test_invalid_json_and_wrong_content_type(api):
@@ -164,3 +175,51 @@ def test_inline_recipients_need_the_recipients_scope(api, demo_catalog):
     assert response.status_code == 403
     assert response.json()["errors"][0]["field"] == "recipient"
     assert nothing_written()
+
+
+def test_missing_variables_are_a_400_whatever_the_recipient_can_receive(api, shards):
+    """The answer depends on the request alone: a variable only the email template uses is
+    required for a user without an email address too."""
+    from templates_app.models import Template
+
+    Template.objects.filter(type_key="order_shipped", channel="email").update(subject="Your {{ carrier }} parcel")
+    from templates_app.rendering import template_catalog
+
+    template_catalog.clear()
+    from tests.support.factories import make_recipient, user_on
+
+    with_email, without_email = user_on(shards[0]), user_on(shards[1])
+    make_recipient(with_email)
+    make_recipient(without_email, email="")
+    for user in (with_email, without_email):
+        response = api.post(URL, send_body(user), format="json")
+        assert response.status_code == 400, (user, response.json())
+        assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("data.carrier", "missing_variable")]
+
+
+@pytest.mark.parametrize("value", [None, {"id": 1}, ["a"]])
+def test_a_printed_null_object_or_list_is_a_400_naming_it(api, value):
+    response = api.post(URL, send_body("u1", data={"name": value, "order_id": "A-1"}), format="json")
+    assert response.status_code == 400
+    assert {(e["field"], e["code"]) for e in response.json()["errors"]} == {("data.name", "unprintable_value")}
+    assert nothing_written()
+
+
+def test_template_data_cannot_inject_headers_or_links(api, shards):
+    from delivery.models import Delivery
+    from notifications.models import InboxItem
+    from templates_app.models import Template
+    from templates_app.rendering import template_catalog
+    from tests.support.factories import make_recipient, user_on
+
+    Template.objects.filter(type_key="order_shipped", channel="inapp").update(action_url="/orders/{{ order_id }}")
+    template_catalog.clear()
+    user = user_on(shards[0])
+    make_recipient(user)
+    data = {"name": "Ada\r\nBcc: all@example.com", "order_id": "../../admin?x=javascript:alert(1)"}
+    response = api.post(URL, send_body(user, data=data), format="json")
+    assert response.status_code == 202, response.json()
+    email = Delivery.objects.using(shards[0]).get(notification_id=response.json()["id"], channel="email")
+    assert "\r" not in email.payload["subject"] and "\n" not in email.payload["subject"]
+    inbox = InboxItem.objects.using(shards[0]).get(notification_id=response.json()["id"])
+    assert inbox.action_url == "/orders/..%2F..%2Fadmin%3Fx%3Djavascript%3Aalert%281%29"

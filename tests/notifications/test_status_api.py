@@ -6,8 +6,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from config.sharding import new_id_for_user
-from delivery.services.dispatch import deliver_batch
 from delivery.models import Delivery
+from delivery.services.dispatch import deliver_batch
 from notifications.schemas import NotificationStatusResponse
 from tests.support.factories import make_key, make_recipient, send_body, user_on
 
@@ -55,7 +55,7 @@ def test_scheduled_reads_as_scheduled(api, shards):
     later = (timezone.now() + timedelta(hours=1)).isoformat()
     notification_id = send(api, user_on(shards[0]), channels=["inapp"], send_at=later)
     body = api.get(f"/api/v1/notifications/{notification_id}").json()
-    assert (body["status"], body["outcome"]) == ("scheduled", "scheduled")
+    assert (body["status"], body["accepted_as"]) == ("scheduled", "scheduled")
 
 
 @pytest.mark.parametrize("raw", ["nope", str(uuid.uuid4()), "00000000-0000-0000-0000-000000000000"])
@@ -83,3 +83,23 @@ def test_status_needs_the_status_scope(api, shards, demo_catalog):
     sender_only = APIClient()
     sender_only.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key(scopes=['send'])}")
     assert sender_only.get(f"/api/v1/notifications/{notification_id}").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "statuses, overall",
+    [
+        ({"email": "sent", "push": "failed", "inapp": "delivered"}, "partially_sent"),
+        ({"email": "failed", "push": "dead_lettered", "inapp": "failed"}, "failed"),
+        ({"email": "sent", "push": "retrying", "inapp": "sent"}, "in_progress"),
+        ({"email": "sent", "push": "skipped", "inapp": "sent"}, "sent"),
+    ],
+)
+def test_the_overall_status_sums_up_the_channels(api, shards, statuses, overall):
+    user = user_on(shards[0])
+    make_recipient(user)
+    created = api.post("/api/v1/notifications", send_body(user), format="json").json()
+    for channel, status in statuses.items():
+        Delivery.objects.using(shards[0]).filter(notification_id=created["id"], channel=channel).update(status=status)
+    body = api.get(f"/api/v1/notifications/{created['id']}").json()
+    assert (body["status"], body["accepted_as"]) == (overall, "queued")
+    assert {c["channel"]: c["status"] for c in body["channels"]} == statuses

@@ -13,13 +13,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 from django.conf import settings
 from django.db import connections
 
 ROOT = Path(__file__).resolve().parents[2]
+# What selects the services profile; a child in the embedded profile must not inherit them.
+SERVICE_VARIABLES = ("NOTIFY_PROFILE", "DATABASE_URL", "SHARD_DATABASE_URLS", "REDIS_URL", "CELERY_BROKER_URL")
 
 
 def free_port() -> int:
@@ -61,6 +64,19 @@ def service_env(**extra: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         CELERY_TASK_LOG_LEVEL="INFO",
     )
+    env.update(extra)
+    return env
+
+
+# Variables that would select the services (or test) profile in a child process.
+SERVICE_VARIABLES = ("NOTIFY_PROFILE", "DATABASE_URL", "SHARD_DATABASE_URLS", "REDIS_URL", "CELERY_BROKER_URL")
+BANNER = "is running on http://"
+
+
+def embedded_env(var_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    """Environment for a child process on the embedded profile, with private data and port."""
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env.update(HOST="127.0.0.1", PORT=str(port), VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
 
@@ -132,13 +148,20 @@ def start_worker(tmp_path: Path, queues: list[str], *, concurrency: int = 1, **e
     return process
 
 
-def start_web(tmp_path: Path, *, workers: int = 2, threads: int = 8, **env: str) -> tuple[ManagedProcess, str]:
-    """The services profile's HTTP server, as the Procfile runs it (gunicorn, threads)."""
+def start_beat(tmp_path: Path, **env: str) -> ManagedProcess:
+    """Celery beat as the Procfile runs it, with its schedule file under ``tmp_path``."""
+    argv = [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+            "--schedule", str(tmp_path / f"beat-{uuid.uuid4().hex[:6]}")]  # fmt: skip
+    return ManagedProcess(argv, service_env(**env), tmp_path / f"beat-{uuid.uuid4().hex[:6]}.log")
+
+
+def start_web(tmp_path: Path, *, workers: int = 4, **env: str) -> tuple[ManagedProcess, str]:
+    """The services profile's HTTP server exactly as the Procfile runs it: gunicorn with
+    config/gunicorn.py (sync workers)."""
     port = free_port()
     argv = [
         sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
     ]  # fmt: skip
     process = ManagedProcess(argv, service_env(**env), tmp_path / f"web-{port}.log")
     base = f"http://127.0.0.1:{port}"
@@ -166,3 +189,69 @@ def start_redis(tmp_path: Path, port: int | None = None) -> tuple[ManagedProcess
     process = ManagedProcess(argv, dict(os.environ), tmp_path / f"redis-{port}.log")
     process.wait_for_log("Ready to accept connections", timeout=20)
     return process, port
+
+
+def start_serve(var_dir: Path, log_path: Path, *, port: int | None = None, **env: str) -> tuple[ManagedProcess, str]:
+    """`manage.py serve` on the embedded profile; returns once its banner says it listens."""
+    port = port or free_port()
+    process = ManagedProcess([sys.executable, "manage.py", "serve"], embedded_env(var_dir, port, **env), log_path)
+    try:
+        process.wait_for_log(BANNER, timeout=120)
+    except BaseException:
+        process.kill_group()
+        raise
+    return process, f"http://127.0.0.1:{port}"
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, to stop and start again on the same port."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.process, self.port = start_redis(tmp_path)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.kill_group(signal.SIGTERM)
+
+    def start(self) -> None:
+        self.process, _ = start_redis(self.tmp_path, self.port)
+
+
+@contextmanager
+def publishing_to(broker_url: str) -> Iterator[None]:
+    """Point this process's Celery publisher at ``broker_url``."""
+    import kombu.pools
+
+    from config.celery import app as celery_app
+
+    original = celery_app.conf.broker_url
+
+    def reset():
+        # kombu keeps one pool per broker URL process-wide; forget them all, not just ours.
+        kombu.pools.reset()
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    celery_app.conf.broker_url = broker_url
+    reset()
+    try:
+        yield
+    finally:
+        celery_app.conf.broker_url = original
+        reset()
+
+
+def start_procfile_process(tmp_path: Path, name: str, **env: str) -> ManagedProcess:
+    """One Procfile process exactly as its line says, the way `make run-services` runs it
+    (bash expands ${VAR:-default}; the venv's binaries come first on PATH)."""
+    from config.procfile import read_procfile
+
+    (process,) = [p for p in read_procfile() if p.name == name]
+    child_env = service_env(**env)
+    child_env["PATH"] = f"{Path(sys.executable).parent}:{child_env.get('PATH', '')}"
+    argv = ["/bin/bash", "-c", f"exec env {process.command}"]
+    return ManagedProcess(argv, child_env, tmp_path / f"{name}-{uuid.uuid4().hex[:6]}.log")

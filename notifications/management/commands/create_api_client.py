@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications.models import ALL_SCOPES, NotificationType
+from notifications.errors import InvalidRequest
+from notifications.models import ALL_SCOPES
 from notifications.services.api_keys import create_api_client
 
 
@@ -14,28 +15,17 @@ class Command(BaseCommand):
         parser.add_argument("--scopes", default=",".join(ALL_SCOPES), help=f"Comma-separated, from {', '.join(ALL_SCOPES)}")
 
     def handle(self, *args, name, types, critical, scopes, **options):
-        allowed = [t.strip() for t in types.split(",") if t.strip()]
-        if not allowed:
-            raise CommandError("--types needs at least one type key, or *")
-        if "*" not in allowed:
-            known = set(NotificationType.objects.filter(key__in=allowed).values_list("key", flat=True))
-            unknown = sorted(set(allowed) - known)
-            if unknown:
-                raise CommandError(f"unknown notification type(s): {', '.join(unknown)}")
-        else:
-            allowed = ["*"]
         try:
             issued = create_api_client(
                 name,
-                allowed_types=allowed,
+                allowed_types=[t.strip() for t in types.split(",")],
                 may_send_critical=critical,
                 scopes=[s.strip() for s in scopes.split(",") if s.strip()],
             )
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
-        except Exception as exc:
-            if "unique" in str(exc).lower():
-                raise CommandError(f"an API client named {name!r} already exists") from exc
-            raise
+        except InvalidRequest as error:
+            raise CommandError("; ".join(f"--{_OPTION.get(p.field, p.field)}: {p.message}" for p in error.problems)) from None
         self.stderr.write(f"Created API client {name!r}. Store this key now; it is not shown again:")
         self.stdout.write(issued.key)
+
+
+_OPTION = {"allowed_types": "types", "scopes": "scopes", "name": "name"}

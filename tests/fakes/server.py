@@ -1,0 +1,139 @@
+"""A local HTTP server that stands in for the providers' APIs (SendGrid, Twilio, Google's
+OAuth and FCM), for the real SDK clients to talk to.
+
+Each provider module registers its routes (method + path pattern -> handler). A test scripts
+what the next requests get (``server.script(route, ...)``: a status, a body, headers such as
+``Retry-After``, or a hang), and reads what the SDKs sent (``server.requests``). It runs in
+the test process on a free port, so worker processes started by the test reach it too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Recorded:
+    route: str
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.time)
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def form(self) -> dict[str, list[str]]:
+        return parse_qs(self.body.decode())
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # dict/list -> JSON; bytes/str as they are
+    headers: dict[str, str] = field(default_factory=dict)
+    hang_seconds: float = 0.0  # sleep before answering (a slow or hung provider)
+
+
+Handler = Callable[[Recorded], Reply]
+
+
+class FakeProviders:
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, str, re.Pattern, Handler]] = []
+        self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self.requests: list[Recorded] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeProviders:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def route(self, name: str, method: str, pattern: str, handler: Handler) -> None:
+        """``pattern`` is a regular expression matched against the whole path."""
+        self._routes.append((name, method.upper(), re.compile(pattern), handler))
+
+    def script(self, route: str, *replies: Reply) -> None:
+        """The next requests to ``route`` get these replies, in order, before its handler's."""
+        with self._lock:
+            self._scripts[route].extend(replies)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+            self.requests.clear()
+
+    def calls(self, route: str) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.route == route]
+
+    def _dispatch(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
+        parts = urlsplit(raw_path)
+        for name, route_method, pattern, handler in self._routes:
+            if route_method == method and pattern.fullmatch(parts.path):
+                recorded = Recorded(name, method, parts.path, parse_qs(parts.query), headers, body)
+                with self._lock:
+                    self.requests.append(recorded)
+                    scripted = self._scripts[name].popleft() if self._scripts[name] else None
+                return scripted if scripted is not None else handler(recorded)
+        return Reply(404, {"error": f"no fake route for {method} {parts.path}"})
+
+    def _handler_class(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                reply = fake._dispatch(self.command, self.path, headers, body)
+                if reply.hang_seconds:
+                    time.sleep(reply.hang_seconds)
+                payload = reply.body
+                content_type = "application/json"
+                if isinstance(payload, (dict, list)):
+                    payload = json.dumps(payload).encode()
+                elif isinstance(payload, str):
+                    payload, content_type = payload.encode(), "text/plain"
+                elif payload is None:
+                    payload = b""
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.headers.get("Content-Type", content_type))
+                for name, value in reply.headers.items():
+                    if name.lower() != "content-type":
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+        return Handler
