@@ -271,12 +271,13 @@ def _call_provider(provider, messages: list[OutboundMessage]) -> dict[uuid.UUID,
 
 
 def _outcome_fields(delivery: Delivery, error: DeliveryError, provider_name: str, delays: dict) -> dict:
-    """What a failed delivery becomes. One backoff per (channel, attempt) in the batch: the
-    batch is retried together, so per-row jitter would only split it."""
+    """What a failed delivery becomes. One backoff per (channel, attempt, Retry-After) in the
+    batch: the batch is retried together, so per-row jitter would only split it."""
     if isinstance(error, TemporaryDeliveryError) and delivery.attempts < retry.max_attempts(delivery.channel):
-        key = (delivery.channel, delivery.attempts)
+        key = (delivery.channel, delivery.attempts, error.retry_after)
         if key not in delays:
-            delays[key] = timezone.now() + timedelta(seconds=retry.backoff_seconds(*key))
+            delay = retry.backoff_seconds(delivery.channel, delivery.attempts, retry_after=error.retry_after)
+            delays[key] = timezone.now() + timedelta(seconds=delay)
         return dict(
             status=DeliveryStatus.RETRYING,
             reason=error.reason,
