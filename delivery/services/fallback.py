@@ -56,7 +56,7 @@ def activate(alias: str, failed_ids: Collection[uuid.UUID] | None, *, now: datet
     with transaction.atomic(using=alias):
         rows = list(
             Delivery.objects.using(alias)
-            .select_for_update()
+            .select_for_update(skip_locked=failed_ids is None)  # the sweep never waits on a dispatcher
             .filter(Exists(failed), status=DeliveryStatus.STANDBY)
             .filter(Q() if failed_ids is None else Q(fallback_of__in=list(failed_ids)))
             .values_list("id", "channel", "priority")
