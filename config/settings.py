@@ -347,14 +347,18 @@ CELERY_BEAT_SCHEDULE = {
     for alias in SHARD_ALIASES
 }
 
-# Retry policy per channel: attempts in all, first backoff, multiplier, cap (seconds); 25% jitter.
+# Retry policy per channel, seed 004's numbers and names (delays in seconds). ``max_retries``
+# counts retries after the first attempt, as the seed's ``max_retries`` does: push is attempted
+# at most 4 times in all (1 + 3 retries), email 6, sms 4. Retry n (1-based) waits
+# initial_delay x multiplier^(n-1), capped at max_delay, then +-jitter of that; a provider's own
+# Retry-After is the floor (delivery.retry). In-app is not in the seed: it retries like push,
+# capped at 10 s (its only failure is the channel layer being briefly unreachable).
 RETRY_POLICIES = {
-    "push": {"max_attempts": 4, "base": 1, "factor": 2, "cap": 30},
-    "email": {"max_attempts": 6, "base": 10, "factor": 3, "cap": 3600},
-    "sms": {"max_attempts": 4, "base": 30, "factor": 2, "cap": 300},
-    "inapp": {"max_attempts": 4, "base": 1, "factor": 2, "cap": 10},
+    "push": {"max_retries": 3, "initial_delay": 1.0, "multiplier": 2, "max_delay": 30.0, "jitter": 0.25},
+    "email": {"max_retries": 5, "initial_delay": 10.0, "multiplier": 3, "max_delay": 3600.0, "jitter": 0.25},
+    "sms": {"max_retries": 3, "initial_delay": 30.0, "multiplier": 2, "max_delay": 300.0, "jitter": 0.25},
+    "inapp": {"max_retries": 3, "initial_delay": 1.0, "multiplier": 2, "max_delay": 10.0, "jitter": 0.25},
 }
-RETRY_JITTER = 0.25
 
 # Providers by name (or give a dotted path of a class implementing
 # delivery.providers.base.Provider wherever a name is accepted).

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from config.admin_sharding import ReadOnlyMixin, ShardedModelAdmin, ShardFilter, admin_link, user_link
-from delivery.models import ConsoleMessage, Delivery, DeliveryStatus, Device
+from delivery.models import ConsoleMessage, DeadLetter, Delivery, DeliveryStatus, Device
+from delivery.services import dlq
 from delivery.services.replay import requeue
 
 # A rendered payload's fields in reading order, with the label an operator sees.
@@ -63,6 +66,10 @@ class DeliveryAdmin(ReadOnlyMixin, ShardedModelAdmin):
             fields.append("republish_at")
         if status == DeliveryStatus.SENDING:
             fields += ["lease_token", "lease_expires_at"]
+        if obj is not None and obj.fallback_of:
+            fields.append("fallback_of")
+        if obj is not None and obj.purged_at:
+            fields.append("purged_at")
         return [*fields, "content"]
 
     @admin.display(description="notification", ordering="notification_id")
@@ -87,6 +94,90 @@ class DeliveryAdmin(ReadOnlyMixin, ShardedModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # deleted with their notification (notifications' admin)
+
+
+class _DistinctValueFilter(admin.SimpleListFilter):
+    """Choices are the values the dead letters have now (one small query per shard)."""
+
+    field = ""
+
+    def lookups(self, request, model_admin):
+        return [(value, value) for value in dlq.distinct_values(self.field)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
+
+
+class ProviderFilter(_DistinctValueFilter):
+    title = parameter_name = field = "provider"
+
+
+class ReasonFilter(_DistinctValueFilter):
+    title = parameter_name = field = "reason"
+
+
+class AgeFilter(admin.SimpleListFilter):
+    """How long ago the delivery ended up here (its last update)."""
+
+    title = "age"
+    parameter_name = "age"
+    CHOICES = {
+        "lt1h": ("newer than 1 hour", "newer", timedelta(hours=1)),
+        "lt1d": ("newer than 1 day", "newer", timedelta(days=1)),
+        "gt1h": ("older than 1 hour", "older", timedelta(hours=1)),
+        "gt1d": ("older than 1 day", "older", timedelta(days=1)),
+        "gt7d": ("older than 7 days", "older", timedelta(days=7)),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _, _) in self.CHOICES.items()]
+
+    def queryset(self, request, queryset):
+        if self.value() not in self.CHOICES:
+            return queryset
+        _, direction, age = self.CHOICES[self.value()]
+        cutoff = timezone.now() - age
+        return queryset.filter(updated_at__lt=cutoff) if direction == "older" else queryset.filter(updated_at__gte=cutoff)
+
+
+class DeadLetterStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [(status.value, status.label) for status in dlq.DEAD_STATUSES]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(DeliveryAdmin):
+    """Failed and dead-lettered deliveries of every shard (not purged), newest first, to
+    replay or purge. The same rows as "Deliveries", narrowed the way an operator on call
+    looks at them."""
+
+    list_display = ("id", "notification_link", "user", "channel", "provider", "status", "reason", "attempts", "updated_at")  # fmt: skip
+    list_filter = (ShardFilter, "channel", ProviderFilter, ReasonFilter, AgeFilter, DeadLetterStatusFilter)
+    actions = ["replay_selected", "purge_selected"]
+    ordering = ("-updated_at", "-id")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status__in=dlq.DEAD_STATUSES, purged_at__isnull=True)
+
+    def _selection(self, request, queryset) -> dlq.Selection:
+        ids = [str(pk) for group in self.querysets_by_shard(request, queryset) for pk in group.values_list("id", flat=True)]
+        return dlq.select(ids=ids)
+
+    @admin.action(description="Replay selected dead letters (sent again at once)")
+    def replay_selected(self, request, queryset):
+        count = dlq.replay(self._selection(request, queryset))
+        self.message_user(request, f"{count} dead letters queued to be sent again.", messages.SUCCESS)
+
+    @admin.action(description="Purge selected dead letters (kept as history, content dropped)")
+    def purge_selected(self, request, queryset):
+        count = dlq.purge(self._selection(request, queryset))
+        self.message_user(request, f"{count} dead letters purged.", messages.SUCCESS)
 
 
 @admin.register(Device)

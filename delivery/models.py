@@ -17,8 +17,13 @@ class DeliveryStatus(models.TextChoices):
     FAILED = "failed"  # permanent failure; see reason and last_error
     DEAD_LETTERED = "dead_lettered"  # retries exhausted or unexpected error; replayable
     SKIPPED = "skipped"  # never attempted; see reason
+    # A fallback waiting on the delivery named by fallback_of: queued if that one fails
+    # permanently, skipped (fallback_not_needed) once it is sent. Never claimed as it is.
+    STANDBY = "standby"
 
 
+# A standby is not pending: it exists only while the delivery it backs up is pending (which
+# keeps the notification in progress) or has just been sent (the standby is then ended).
 PENDING_STATUSES = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
 SUCCESS_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
 FAILURE_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.DEAD_LETTERED)
@@ -65,6 +70,16 @@ class Delivery(ShardedModel):
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=128, blank=True)
     last_error = models.TextField(blank=True)
+    fallback_of = models.UUIDField(
+        null=True,
+        blank=True,
+        help_text="the delivery (same notification, other channel) whose permanent failure this one stands in for",
+    )
+    purged_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="purged from the dead letters by an operator: no longer listed or replayable; content dropped",
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -84,10 +99,28 @@ class Delivery(ShardedModel):
             models.Index(
                 fields=["channel", "priority", "published_at"], condition=Q(status="queued"), name="delivery_queued_idx"
             ),
+            # The dead letters (admin, manage.py dlq), newest first, without reading sent rows.
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(status__in=["failed", "dead_lettered"], purged_at__isnull=True),
+                name="delivery_dead_letter_idx",
+            ),
+            # Standby fallbacks, found by the delivery they back up (dispatch and sweep).
+            models.Index(fields=["fallback_of"], condition=Q(status="standby"), name="delivery_standby_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.channel} {self.status} ({self.id})"
+
+
+class DeadLetter(Delivery):
+    """Deliveries that ended failed or dead-lettered and were not purged: the admin's view of
+    them (delivery.services.dlq is the service). Same table, no rows of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead letter"
+        verbose_name_plural = "dead letters"
 
 
 def lapsed_after_handoff():

@@ -28,6 +28,13 @@ class NotificationType(models.Model):
     description = models.TextField(blank=True)
     category = models.CharField(max_length=16, choices=Category.choices)
     default_channels = models.JSONField(default=list, help_text='e.g. ["email", "push", "inapp"]')
+    fallback_channels = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='The order channels stand in for each other, e.g. ["push", "email", "sms"]: when a channel fails '
+        "permanently for a user (no devices, every token invalid, bounced, invalid number) the next one is tried, "
+        "once. Empty: no fallback.",
+    )
     default_priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES, default="normal")
     required = models.BooleanField(
         default=False, help_text="Users cannot opt out of this type (security, 2FA, payments)."
@@ -45,10 +52,17 @@ class NotificationType(models.Model):
         return self.key
 
     def clean(self) -> None:
+        errors = {}
         try:
             self.default_channels = rules.channels(self.default_channels)
         except rules.RuleViolation as violation:
-            raise ValidationError({"default_channels": rules.django_error(violation)}) from None
+            errors["default_channels"] = rules.django_error(violation)
+        try:
+            self.fallback_channels = rules.fallback_channels(self.fallback_channels)
+        except rules.RuleViolation as violation:
+            errors["fallback_channels"] = rules.django_error(violation)
+        if errors:
+            raise ValidationError(errors)
 
 
 class ApiScope(models.TextChoices):

@@ -107,6 +107,21 @@ def channels(values: Any) -> list[str]:
     return list(values)
 
 
+def fallback_channels(values: Any) -> list[str]:
+    """A type's fallback chain: empty (no fallback), or at least two channels in the order
+    they are tried (each one's permanent failure hands over to the next). In-app can only
+    start a chain: its inbox item is written when the notification is accepted, so it cannot
+    wait on standby."""
+    if values in (None, []):
+        return []
+    values = channels(values)
+    if len(values) < 2:
+        raise RuleViolation("fallback_too_short", "name at least two channels (the first falls back to the second)")
+    if "inapp" in values[1:]:
+        raise RuleViolation("inapp_fallback", "inapp can only start a fallback chain, not stand in for another channel")
+    return values
+
+
 def scopes(values: Iterable[str], known: Collection[str]) -> list[str]:
     values = list(values)
     unknown = sorted({value for value in values if value not in known})

@@ -90,8 +90,12 @@ class BulkSendRequest(BaseModel):
 class ChannelResult(BaseModel):
     model_config = _ANSWER
     channel: Channel
-    status: Literal["queued", "scheduled", "skipped", "sending", "retrying", "sent", "delivered", "failed", "dead_lettered"]
-    reason: str = Field("", description="Why a channel is skipped or failed (e.g. no_email_address, no_template)")
+    status: Literal[
+        "queued", "scheduled", "standby", "skipped", "sending", "retrying", "sent", "delivered", "failed", "dead_lettered"
+    ] = Field(description="standby: a fallback, sent only if the channel before it in the type's chain fails for good")
+    reason: str = Field(
+        "", description="Why a channel is skipped or failed (e.g. no_email_address, no_template); fallback for a fallback"
+    )
 
 
 Outcome = Literal["queued", "scheduled", "duplicate", "undeliverable"]
@@ -142,8 +146,18 @@ class BulkSendResponse(BaseModel):
 class DeliveryStatusOut(BaseModel):
     model_config = _ANSWER
     channel: Channel
-    status: str = Field(description="queued, scheduled, sending, retrying, sent, delivered, failed, dead_lettered or skipped")
-    reason: str
+    status: str = Field(
+        description="queued, scheduled, standby, sending, retrying, sent, delivered, failed, dead_lettered or skipped"
+    )
+    reason: str = Field(
+        description="why it is skipped or failed (no_devices, invalid_address, fallback_not_needed...), or fallback"
+    )
+    fallback_of: Channel | None = Field(
+        None, description="this delivery is a fallback: the channel it stands in for (tried because that one failed)"
+    )
+    fallback_to: Channel | None = Field(
+        None, description="the channel standing in for this one if it fails for good (see that channel's status)"
+    )
     attempts: int
     provider: str
     last_error: str

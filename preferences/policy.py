@@ -22,6 +22,9 @@ EMAIL_BOUNCED = "email_bounced"
 NO_PHONE_NUMBER = "no_phone_number"
 PHONE_UNVERIFIED = "phone_unverified"
 OPTED_OUT = "opted_out"
+# Skip reasons that mean the recipient cannot be reached on the channel (rather than does
+# not want it): a fallback chain moves on to its next channel.
+UNREACHABLE = frozenset({NO_EMAIL_ADDRESS, EMAIL_UNVERIFIED, EMAIL_BOUNCED, NO_PHONE_NUMBER, PHONE_UNVERIFIED})
 
 # Overall outcomes of the decision.
 DELIVERABLE = "deliverable"

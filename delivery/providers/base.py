@@ -22,9 +22,17 @@ class DeliveryError(Exception):
 
 
 class TemporaryDeliveryError(DeliveryError):
-    """Worth retrying later (timeouts, 429, 5xx, provider unavailable). The only error that retries."""
+    """Worth retrying later (timeouts, 429, 5xx, provider unavailable). The only error that retries.
+
+    ``retry_after`` is the provider's own ``Retry-After`` in seconds, when it sent one: the
+    next attempt waits at least that long (the channel's backoff still applies if longer).
+    """
 
     reason = "temporary_failure"
+
+    def __init__(self, message: str = "", *, reason: str | None = None, retry_after: float | None = None):
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after if retry_after is None or retry_after >= 0 else None
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -71,7 +79,8 @@ class TargetResult:
 class SendResult:
     """One message's outcome. A message with ``targets`` is sent when at least one target
     succeeded; ``details`` carries what the provider reported worth keeping (SMS segments,
-    price) and ``retry_after`` a provider's own ``Retry-After`` for a temporary error."""
+    price). A provider's ``Retry-After`` travels on the error
+    (:attr:`TemporaryDeliveryError.retry_after`)."""
 
     delivery_id: uuid.UUID
     provider_message_id: str = ""

@@ -33,7 +33,7 @@ from delivery.providers import (
     TemporaryDeliveryError,
     providers_for,
 )
-from delivery.services import circuit, ratelimit
+from delivery.services import circuit, fallback, ratelimit
 from delivery.services.claims import claim, claim_due
 from delivery.services.devices import deactivate_tokens
 from delivery.services.publishing import answer, batch_size, helper_started, hold, ring, ring_helper
@@ -143,7 +143,9 @@ def _send_channel(alias: str, token: uuid.UUID, channel: str, deliveries: list[D
         tokens_by_user = _device_tokens(alias, {d.user_id for d in deliveries})
         without = [d for d in deliveries if not tokens_by_user.get(d.user_id)]
         if without:
-            _finish(alias, token, without, status=DeliveryStatus.SKIPPED, reason=NO_DEVICES, now=now)
+            with transaction.atomic(using=alias):
+                _finish(alias, token, without, status=DeliveryStatus.SKIPPED, reason=NO_DEVICES, now=now)
+                fallback.activate(alias, [d.id for d in without], now=now)  # no device: the user's next channel
             outcomes[DeliveryStatus.SKIPPED] += len(without)
             deliveries = [d for d in deliveries if tokens_by_user.get(d.user_id)]
         if not deliveries:
@@ -271,12 +273,13 @@ def _call_provider(provider, messages: list[OutboundMessage]) -> dict[uuid.UUID,
 
 
 def _outcome_fields(delivery: Delivery, error: DeliveryError, provider_name: str, delays: dict) -> dict:
-    """What a failed delivery becomes. One backoff per (channel, attempt) in the batch: the
-    batch is retried together, so per-row jitter would only split it."""
+    """What a failed delivery becomes. One backoff per (channel, attempt, Retry-After) in the
+    batch: the batch is retried together, so per-row jitter would only split it."""
     if isinstance(error, TemporaryDeliveryError) and delivery.attempts < retry.max_attempts(delivery.channel):
-        key = (delivery.channel, delivery.attempts)
+        key = (delivery.channel, delivery.attempts, error.retry_after)
         if key not in delays:
-            delays[key] = timezone.now() + timedelta(seconds=retry.backoff_seconds(*key))
+            delay = retry.backoff_seconds(delivery.channel, delivery.attempts, retry_after=error.retry_after)
+            delays[key] = timezone.now() + timedelta(seconds=delay)
         return dict(
             status=DeliveryStatus.RETRYING,
             reason=error.reason,
@@ -345,6 +348,10 @@ def _record_results(
             )
             outcomes[fields["status"]] += recorded
             lapsed += len(ids) - recorded
+        # A permanent failure hands over to the delivery's fallback, if it has one, at once.
+        failed = [i for items, ids in groups.items() if dict(items)["status"] == DeliveryStatus.FAILED for i in ids]
+        if failed:
+            fallback.activate(alias, failed, now=now)
     if lapsed:
         logger.warning("lease lapsed on %d deliveries of %s before their outcome was recorded", lapsed, alias)
     # One line per batch, whatever its outcomes (the ids and addresses stay out of logs).

@@ -26,6 +26,7 @@ DELIVERY_ROW = RowSpec(
         "sent_at": None,
         "handed_at": None,
         "possibly_duplicated": False,
+        "purged_at": None,
     },
 )
 
@@ -37,11 +38,12 @@ class PlannedDelivery:
     user_id: str
     channel: str
     priority: str
-    status: str  # queued, scheduled or skipped
+    status: str  # queued, scheduled, standby or skipped
     reason: str = ""
     address: str = ""
     payload: dict[str, Any] | None = None
     next_attempt_at: datetime | None = None
+    fallback_of: uuid.UUID | None = None  # the delivery this one stands in for (a fallback)
 
     @property
     def publish_now(self) -> bool:
@@ -73,6 +75,7 @@ def delivery_rows(planned: Sequence[PlannedDelivery], now: datetime) -> Rows:
                 address=p.address,
                 payload=json_text(p.payload or {}),
                 next_attempt_at=p.next_attempt_at,
+                fallback_of=p.fallback_of,
                 published_at=now if queued else None,
                 republish_at=republish_at if queued else None,
                 created_at=now,

@@ -33,7 +33,7 @@ def _requeue_on(alias: str, delivery_ids: list) -> int:
         rows = list(
             Delivery.objects.using(alias)
             .select_for_update()
-            .filter(id__in=delivery_ids, status__in=REPLAYABLE)
+            .filter(id__in=delivery_ids, status__in=REPLAYABLE, purged_at__isnull=True)  # purged: content dropped
             .values_list("id", "channel", "priority")
         )
         if not rows:

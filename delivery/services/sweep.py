@@ -19,6 +19,10 @@ What is due:
   without persistence: a marker key the sweep keeps there is gone). A long backlog is
   therefore never republished while it is merely waiting its turn;
 * as a backstop, queued rows still queued at ``republish_at`` (an hour, then doubling).
+
+It also ends the fallback standbys whose delivery was sent (``fallback_not_needed``), and
+activates any whose delivery failed without the dispatcher doing it (see
+``delivery.services.fallback``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from config.queues import delivery_queue
 from config.sharding import shard_aliases
 from delivery import retry
 from delivery.models import Delivery, DeliveryStatus, lapsed_after_handoff
+from delivery.services import fallback
 from delivery.services.publishing import publish_deliveries
 
 logger = logging.getLogger(__name__)
@@ -51,6 +56,8 @@ class ShardSweep:
     alias: str
     republished: int = 0
     dead_lettered: int = 0
+    fallbacks_ended: int = 0
+    fallbacks_activated: int = 0
     broker_lost_data: bool = False
 
 
@@ -58,6 +65,8 @@ def sweep_shard(alias: str, *, limit: int | None = None) -> ShardSweep:
     report = ShardSweep(alias)
     now = timezone.now()
     report.dead_lettered = dead_letter_exhausted_leases(alias, now)
+    report.fallbacks_ended = fallback.end_unneeded(alias, now=now)
+    report.fallbacks_activated = fallback.activate(alias, None, now=now)  # backstop; the dispatcher does it
     with _BrokerView() as broker:
         if broker.lost_data(alias):
             marked = mark_all_queued_unpublished(alias, now)

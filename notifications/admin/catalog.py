@@ -14,13 +14,17 @@ from templates_app.models import Template
 @admin.register(NotificationType)
 class NotificationTypeAdmin(admin.ModelAdmin):
     form = NotificationTypeForm
-    list_display = ("key", "name", "category", "channels", "default_priority", "allow_critical")
+    list_display = ("key", "name", "category", "channels", "fallbacks", "default_priority", "allow_critical")
     list_filter = ("category",)
     search_fields = ("key", "name")
 
     @admin.display(description="default channels")
     def channels(self, obj: NotificationType) -> str:
         return ", ".join(obj.default_channels)
+
+    @admin.display(description="fallback chain")
+    def fallbacks(self, obj: NotificationType) -> str:
+        return " → ".join(obj.fallback_channels) or "-"
 
 
 # Registered here, not in templates_app: templates_app imports no other app, and its admin

@@ -116,12 +116,30 @@ class ApiClientForm(forms.ModelForm):
 class NotificationTypeForm(forms.ModelForm):
     # Judged by rules.channels in NotificationType.clean (the model's one check).
     default_channels = RuledMultipleChoiceField(choices=[(c, c) for c in settings.CHANNELS], required=False)
+    # An ordered list, so typed rather than ticked; judged by rules.fallback_channels.
+    fallback_channels = forms.CharField(
+        required=False,
+        help_text="Channels in the order they stand in for each other, comma-separated, e.g. push, email, sms. "
+        "Empty: no fallback.",
+    )
 
     class Meta:
         model = NotificationType
         # No "required" (users cannot opt out): preferences are not stored yet, so the flag
         # would promise nothing. The policy keeps honouring the stored value.
-        fields = ("key", "name", "description", "category", "default_channels", "default_priority", "allow_critical")
+        fields = (
+            "key", "name", "description", "category", "default_channels", "fallback_channels", "default_priority",
+            "allow_critical",
+        )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["fallback_channels"] = ", ".join(self.instance.fallback_channels or ())
+
+    def clean_fallback_channels(self):
+        text = self.cleaned_data.get("fallback_channels") or ""
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     def clean_key(self):
         try:

@@ -20,6 +20,7 @@ class TypeInfo:
     default_priority: str
     required: bool
     allow_critical: bool
+    fallback_channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ def _load_type(key: str) -> TypeInfo | None:
         default_priority=row.default_priority,
         required=row.required,
         allow_critical=row.allow_critical,
+        fallback_channels=tuple(row.fallback_channels or ()),
     )
 
 

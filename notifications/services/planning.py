@@ -27,11 +27,14 @@ INBOX_ROW = RowSpec(InboxItem, defaults={"delivered_at": None, "seen_at": None, 
 CONTACT_FIELDS = ("email", "phone", "locale", "timezone")
 # Plain strings: the enums' str() is a Python call, thousands of times per bulk request.
 _QUEUED, _SCHEDULED, _UNDELIVERABLE = Outcome.QUEUED.value, Outcome.SCHEDULED.value, Outcome.UNDELIVERABLE.value
-_STATUS_QUEUED, _STATUS_SCHEDULED, _STATUS_SKIPPED = (
+_STATUS_QUEUED, _STATUS_SCHEDULED, _STATUS_SKIPPED, _STATUS_STANDBY = (
     DeliveryStatus.QUEUED.value,
     DeliveryStatus.SCHEDULED.value,
     DeliveryStatus.SKIPPED.value,
+    DeliveryStatus.STANDBY.value,
 )
+# The reason on a fallback delivery (its fallback_of names the delivery it stands in for).
+FALLBACK = "fallback"
 
 
 @dataclass(slots=True)
@@ -83,10 +86,10 @@ def recipient_facts(stored: dict[str, Any] | None, contact: ContactUpdate | None
     return facts
 
 
-def decide(prepared: PreparedSend, facts: dict[str, Any]) -> policy.SendDecision:
+def decide(prepared: PreparedSend, facts: dict[str, Any], channels: tuple[str, ...] | None = None) -> policy.SendDecision:
     return policy.decide(
         notification_type=policy.TypeFacts(prepared.type.key, prepared.type.category, prepared.type.required),
-        channels=prepared.channels,
+        channels=prepared.channels if channels is None else channels,
         templates_available=prepared.payloads.keys(),
         recipient=policy.RecipientFacts(
             email=facts.get("email") or "",
@@ -98,14 +101,46 @@ def decide(prepared: PreparedSend, facts: dict[str, Any]) -> policy.SendDecision
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FallbackStep:
+    """A fallback delivery to plan: ``channel`` stands in for ``after`` (the previous channel
+    of the chain that is planned); ``active`` when ``after`` already cannot reach the user."""
+
+    channel: str
+    after: str
+    active: bool
+
+
+def fallback_steps(
+    chain: tuple[str, ...], primary: dict[str, policy.ChannelVerdict], extra: dict[str, policy.ChannelVerdict]
+) -> list[FallbackStep]:
+    """Walk the type's fallback chain. It starts at the first channel the notification uses;
+    a channel of the chain it does not use is planned after the previous planned one — on
+    standby behind a channel that will be tried, or at once behind one the recipient cannot
+    be reached on (no address, bounced, unverified). A channel skipped for another reason
+    (opted out, no template) ends the chain there: the user or the operator chose that, it is
+    not a failure to make up for. A fallback that cannot reach the user either is passed over."""
+    steps: list[FallbackStep] = []
+    previous: tuple[str, bool] | None = None  # (channel, unreachable)
+    for channel in chain:
+        verdict = primary.get(channel)
+        if verdict is not None:
+            if verdict.send:
+                previous = (channel, False)
+            else:
+                previous = (channel, True) if verdict.reason in policy.UNREACHABLE else None
+            continue
+        if previous is None or not extra[channel].send:
+            continue
+        steps.append(FallbackStep(channel, previous[0], active=previous[1]))
+        previous = (channel, False)
+    return steps
+
+
 def plan(prepared: PreparedSend, facts: dict[str, Any], sender: Sender, now: datetime) -> PlannedNotification:
     decision = decide(prepared, facts)
     notification_id = prepared.notification_id
     bucket = bucket_for(prepared.user_id)
-    if decision.outcome == policy.DELIVERABLE:
-        outcome = _SCHEDULED if prepared.send_at else _QUEUED
-    else:
-        outcome = _UNDELIVERABLE
     send_status = _STATUS_SCHEDULED if prepared.send_at else _STATUS_QUEUED
     addresses = {"email": facts.get("email") or "", "sms": facts.get("phone") or ""}
 
@@ -129,6 +164,36 @@ def plan(prepared: PreparedSend, facts: dict[str, Any], sender: Sender, now: dat
             )
         )
         channels.append(ChannelPlan(verdict.channel, status, reason))
+    deliverable = decision.outcome == policy.DELIVERABLE
+
+    chain = prepared.type.fallback_channels
+    if chain:
+        extra_channels = tuple(c for c in chain if c not in prepared.channels)
+        extra = {v.channel: v for v in decide(prepared, facts, extra_channels).verdicts} if extra_channels else {}
+        planned_by_channel = {d.channel: d for d in deliveries}
+        for step in fallback_steps(chain, {v.channel: v for v in decision.verdicts}, extra):
+            status = send_status if step.active else _STATUS_STANDBY
+            fallback = PlannedDelivery(
+                id=new_id(bucket),
+                notification_id=notification_id,
+                user_id=prepared.user_id,
+                channel=step.channel,
+                priority=prepared.priority,
+                status=status,
+                reason=FALLBACK,
+                address=addresses.get(step.channel, ""),
+                payload=prepared.payloads.get(step.channel),
+                next_attempt_at=prepared.send_at,
+                fallback_of=planned_by_channel[step.after].id,
+            )
+            planned_by_channel[step.channel] = fallback
+            deliveries.append(fallback)
+            channels.append(ChannelPlan(step.channel, status, FALLBACK))
+            deliverable = deliverable or step.active
+    if deliverable:
+        outcome = _SCHEDULED if prepared.send_at else _QUEUED
+    else:
+        outcome = _UNDELIVERABLE
 
     inbox_row = None
     inapp = prepared.payloads.get("inapp") if "inapp" in decision.channels_to_send else None

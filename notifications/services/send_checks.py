@@ -116,6 +116,11 @@ def _prepare_one(sender: Sender, index: int, request: SendRequest, context: _Con
     # it: a missing variable is the request's fault, whoever it is for.
     templates = context.templates_of(notification_type.key)
     payloads = {channel: templates[channel].render(request.data) for channel in channels if channel in templates}
+    # The type's fallback channels are rendered too (a standby delivery carries its content,
+    # so the worker that activates it needs nothing from this app).
+    for channel in notification_type.fallback_channels:
+        if channel not in payloads and channel in templates:
+            payloads[channel] = templates[channel].render(request.data)
 
     send_at = request.send_at if request.send_at and request.send_at > context.now else None
     data_json = JsonText(data_bytes.decode())

@@ -85,7 +85,7 @@ class SendRequest:
 @dataclass(slots=True)
 class ChannelPlan:
     channel: str
-    status: str  # queued, scheduled or skipped
+    status: str  # queued, scheduled, standby (a fallback) or skipped
     reason: str = ""
 
 

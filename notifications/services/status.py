@@ -24,6 +24,8 @@ def notification_status(sender: Sender, raw_id: str) -> dict[str, Any] | None:
     if notification is None:
         return None
     deliveries = deliveries_of(alias, notification_id)
+    channel_of = {d.id: d.channel for d in deliveries}
+    fallback_to = {d.fallback_of: d.channel for d in deliveries if d.fallback_of}
     return {
         "id": notification.id,
         "user_id": notification.user_id,
@@ -38,6 +40,8 @@ def notification_status(sender: Sender, raw_id: str) -> dict[str, Any] | None:
                 "channel": d.channel,
                 "status": d.status,
                 "reason": d.reason,
+                "fallback_of": channel_of.get(d.fallback_of) if d.fallback_of else None,
+                "fallback_to": fallback_to.get(d.id),
                 "attempts": d.attempts,
                 "provider": d.provider,
                 "last_error": d.last_error,

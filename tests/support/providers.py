@@ -16,7 +16,8 @@ from delivery.providers import (
 
 class ScriptedProvider:
     name = "scripted"
-    script: ClassVar[list[str]] = []  # next outcomes: ok, temporary, permanent, reject_batch, crash, drop, mixed
+    # next outcomes: ok, temporary, retry_after=N, temporary_each, permanent, reject_batch, crash, drop, mixed
+    script: ClassVar[list[str]] = []
     calls: ClassVar[list[list[OutboundMessage]]] = []
     available: ClassVar[bool] = True
     during_send: ClassVar[list] = []  # callables run inside the next sends (e.g. a concurrent API send)
@@ -41,6 +42,10 @@ class ScriptedProvider:
         action = self.script.pop(0) if self.script else "ok"
         if action == "temporary":
             raise TemporaryDeliveryError("provider answered 503")
+        if action.startswith("retry_after="):  # a 429 with Retry-After: N seconds
+            raise TemporaryDeliveryError("provider answered 429", retry_after=float(action.split("=", 1)[1]))
+        if action.startswith("temporary_each"):  # per message, not the whole batch
+            return [SendResult(m.delivery_id, error=TemporaryDeliveryError("busy")) for m in messages]
         if action == "crash":
             raise RuntimeError("boom")
         if action == "drop":
