@@ -142,7 +142,10 @@ class BulkSendResponse(BaseModel):
 class DeliveryStatusOut(BaseModel):
     model_config = _ANSWER
     channel: Channel
-    status: str = Field(description="queued, scheduled, sending, retrying, sent, delivered, failed, dead_lettered or skipped")
+    status: str = Field(
+        description="queued, scheduled, sending, retrying, sent, delivered, opened, clicked, bounced, failed, "
+        "dead_lettered or skipped (delivered, opened, clicked and bounced as the provider reports them)"
+    )
     reason: str
     attempts: int
     provider: str
@@ -150,6 +153,9 @@ class DeliveryStatusOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    delivered_at: datetime | None = Field(description="When the provider reported it delivered")
+    opened_at: datetime | None = Field(description="When the provider first reported it opened")
+    clicked_at: datetime | None = Field(description="When the provider first reported a click in it")
     next_attempt_at: datetime | None
     possibly_duplicated: bool = Field(
         description="A worker stopped after handing this to the provider and before recording the outcome, so it "

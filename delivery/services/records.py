@@ -26,6 +26,10 @@ DELIVERY_ROW = RowSpec(
         "sent_at": None,
         "handed_at": None,
         "possibly_duplicated": False,
+        "provider_details": json_text({}),
+        "delivered_at": None,
+        "opened_at": None,
+        "clicked_at": None,
     },
 )
 
