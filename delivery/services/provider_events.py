@@ -110,7 +110,11 @@ def unless_provider_reported(field_name: str, value: Any) -> Case:
     """For the worker's UPDATE recording "sent": ``value``, unless the provider's webhook
     already reported what happened next while the worker was still waiting for its answer
     (every field of the UPDATE sees the row as it was, so each can test the old status)."""
-    return Case(When(status__in=PROVIDER_REPORTED_STATUSES, then=F(field_name)), default=Value(value))
+    return Case(
+        When(status__in=PROVIDER_REPORTED_STATUSES, then=F(field_name)),
+        default=Value(value),
+        output_field=Delivery._meta.get_field(field_name),
+    )
 
 
 UPDATED_FIELDS = (
