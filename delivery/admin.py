@@ -63,6 +63,8 @@ class DeliveryAdmin(ReadOnlyMixin, ShardedModelAdmin):
             fields.append("republish_at")
         if status == DeliveryStatus.SENDING:
             fields += ["lease_token", "lease_expires_at"]
+        # What the provider's webhooks reported, once they did.
+        fields += [stamp for stamp in ("delivered_at", "opened_at", "clicked_at") if getattr(obj, stamp, None)]
         return [*fields, "content"]
 
     @admin.display(description="notification", ordering="notification_id")
