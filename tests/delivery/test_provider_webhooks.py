@@ -289,6 +289,8 @@ def test_body_limits_and_methods(signer, settings):
     assert response.status_code == 413 and response.json()["code"] == "body_too_large"
     from django.test import Client
 
+    chunked = Client().post(SENDGRID_PATH, data="[]", content_type="application/json", HTTP_TRANSFER_ENCODING="chunked")
+    assert chunked.status_code == 411
     assert Client().get(SENDGRID_PATH).status_code == 405
 
 
