@@ -213,6 +213,7 @@ def apply_events(events: Sequence[ProviderEvent]) -> Counter[str]:
                 for d in Delivery.objects.using(alias)
                 .select_for_update()
                 .filter(id__in={e.delivery_id for e in group})
+                .only("id", "channel", "user_id", "address", *UPDATED_FIELDS)  # not the rendered payload
                 .order_by("id")
             }
             changed: dict[uuid.UUID, Delivery] = {}
@@ -242,8 +243,9 @@ def apply_events(events: Sequence[ProviderEvent]) -> Counter[str]:
 
 
 def _write(alias: str, deliveries: list[Delivery]) -> None:
-    """One UPDATE per row, pipelined in one executemany: Django's bulk_update (one CASE per
-    field over every row) took 20 s for a batch of 1,000 events; this takes well under one."""
+    """One UPDATE per row, pipelined in one executemany: with Django's bulk_update (one CASE
+    per field over every row) a batch of 1,000 events took 20 s; the whole request now takes
+    ~0.5 s (signature, parsing, locked read, write; this 2-core machine)."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     fields = [Delivery._meta.get_field(name) for name in UPDATED_FIELDS]
