@@ -421,3 +421,19 @@ def test_events_only_ever_move_a_delivery_forward():
     for final in ("bounced", "failed", "skipped"):
         assert all(next_status(final, kind) is None for kind in EventKind)
     assert next_status("delivered", EventKind.FAILED) is None
+
+
+def test_no_address_reaches_a_log_line(signer, shards, caplog):
+    caplog.set_level("DEBUG")
+    delivery = email_delivery(shards[0])
+    sms = sms_delivery(shards[1])
+    post_sendgrid(
+        signer, [sendgrid_event(delivery.id, "bounce", type="bounce", reason=f"550 {delivery.address} unknown")]
+    )
+    post_sendgrid(signer, "not json")
+    twilio(sms.id, "undelivered", ErrorCode="30003", To="+14155550123", From="+14155550100")
+    post_twilio("forged", BASE_URL, urlencode({"d": str(sms.id)}), {"To": "+14155550123", "MessageStatus": "sent"})
+    assert caplog.records, "the webhooks log what they did"
+    for record in caplog.records:
+        line = record.getMessage()
+        assert "@" not in line and "415555" not in line and str(delivery.id) not in line, line
