@@ -387,6 +387,21 @@ PROVIDER_RATES = {"twilio": 10.0} | {
 PROVIDER_BURST_SECONDS = env_float("PROVIDER_BURST_SECONDS", 1.0)
 if PROVIDER_TIMEOUT_SECONDS * 2 >= DELIVERY_LEASE_SECONDS:
     raise ImproperlyConfigured("PROVIDER_TIMEOUT_SECONDS must be under half of DELIVERY_LEASE_SECONDS")
+# --- Provider webhooks (delivery.webhooks) ---------------------------------------------------
+
+# Where providers reach this service from outside: Twilio's status callback URL is built from
+# it, and a Twilio signature is checked against it (never against the Host header a client sent).
+PUBLIC_BASE_URL = (env("PUBLIC_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# SendGrid's signed event webhook: the verification key from Mail Settings (base64 DER, as
+# SendGrid shows it). Unset: every event POST is refused (403).
+SENDGRID_WEBHOOK_PUBLIC_KEY = env("SENDGRID_WEBHOOK_PUBLIC_KEY", "") or ""
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", "") or ""
+# A signed SendGrid batch older (or further ahead) than this is refused: a captured request
+# cannot be replayed later.
+WEBHOOK_MAX_AGE_SECONDS = env_int("WEBHOOK_MAX_AGE_SECONDS", 300)
+# SendGrid posts batches of up to ~768 KB.
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)
+
 # Development knob: make the console provider take this long per batch (used to test crashes).
 CONSOLE_PROVIDER_DELAY_SECONDS = env_float("CONSOLE_PROVIDER_DELAY_SECONDS", 0.0)
 

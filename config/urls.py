@@ -9,6 +9,8 @@ urlpatterns = [
     path("", landing, name="landing"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("notifications.api.urls")),
+    # Signed provider callbacks (SendGrid events, Twilio status): no API key, no CSRF token.
+    path("webhooks/", include("delivery.webhooks")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", healthz, name="healthz"),

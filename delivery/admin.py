@@ -70,6 +70,8 @@ class DeliveryAdmin(ReadOnlyMixin, ShardedModelAdmin):
             fields.append("fallback_of")
         if obj is not None and obj.purged_at:
             fields.append("purged_at")
+        # What the provider's webhooks reported, once they did.
+        fields += [stamp for stamp in ("delivered_at", "opened_at", "clicked_at") if getattr(obj, stamp, None)]
         return [*fields, "content"]
 
     @admin.display(description="notification", ordering="notification_id")

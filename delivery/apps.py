@@ -34,8 +34,9 @@ def _refuse_providers_without_credentials() -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     from delivery.providers.base import check_configuration
+    from delivery.services import provider_webhooks
 
-    problems = check_configuration()
+    problems = check_configuration() + provider_webhooks.check_configuration()
     if problems:
         raise ImproperlyConfigured("; ".join(problems))
 

@@ -13,7 +13,10 @@ class DeliveryStatus(models.TextChoices):
     SENDING = "sending"  # claimed by a worker until lease_expires_at
     RETRYING = "retrying"  # a temporary failure; due again at next_attempt_at
     SENT = "sent"  # handed to the provider
-    DELIVERED = "delivered"  # confirmed by the provider
+    DELIVERED = "delivered"  # confirmed by the provider (its webhook)
+    OPENED = "opened"  # the recipient opened it (provider webhook; implies delivered)
+    CLICKED = "clicked"  # the recipient followed a link in it (implies opened)
+    BOUNCED = "bounced"  # the receiving mail server refused it (provider webhook); see reason
     FAILED = "failed"  # permanent failure; see reason and last_error
     DEAD_LETTERED = "dead_lettered"  # retries exhausted or unexpected error; replayable
     SKIPPED = "skipped"  # never attempted; see reason
@@ -25,8 +28,8 @@ class DeliveryStatus(models.TextChoices):
 # A standby is not pending: it exists only while the delivery it backs up is pending (which
 # keeps the notification in progress) or has just been sent (the standby is then ended).
 PENDING_STATUSES = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
-SUCCESS_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
-FAILURE_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.DEAD_LETTERED)
+SUCCESS_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.OPENED, DeliveryStatus.CLICKED)
+FAILURE_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.DEAD_LETTERED, DeliveryStatus.BOUNCED)
 
 CHANNEL_CHOICES = [(channel, channel) for channel in settings.CHANNELS]
 PRIORITY_CHOICES = [(priority, priority) for priority in settings.PRIORITIES]
@@ -69,6 +72,9 @@ class Delivery(ShardedModel):
     )
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=128, blank=True)
+    provider_details = models.JSONField(
+        default=dict, blank=True, help_text="what the provider reported when it accepted it (SMS segments, price)"
+    )
     last_error = models.TextField(blank=True)
     fallback_of = models.UUIDField(
         null=True,
@@ -83,6 +89,10 @@ class Delivery(ShardedModel):
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
+    # When the provider's webhook reported each (the earliest report wins; see provider_events).
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "deliveries"

@@ -147,7 +147,8 @@ class DeliveryStatusOut(BaseModel):
     model_config = _ANSWER
     channel: Channel
     status: str = Field(
-        description="queued, scheduled, standby, sending, retrying, sent, delivered, failed, dead_lettered or skipped"
+        description="queued, scheduled, standby, sending, retrying, sent, delivered, opened, clicked, bounced, failed, "
+        "dead_lettered or skipped (delivered, opened, clicked and bounced as the provider reports them)"
     )
     reason: str = Field(
         description="why it is skipped or failed (no_devices, invalid_address, fallback_not_needed...), or fallback"
@@ -164,6 +165,9 @@ class DeliveryStatusOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    delivered_at: datetime | None = Field(description="When the provider reported it delivered")
+    opened_at: datetime | None = Field(description="When the provider first reported it opened")
+    clicked_at: datetime | None = Field(description="When the provider first reported a click in it")
     next_attempt_at: datetime | None
     possibly_duplicated: bool = Field(
         description="A worker stopped after handing this to the provider and before recording the outcome, so it "

@@ -36,6 +36,7 @@ from delivery.providers import (
 from delivery.services import circuit, fallback, ratelimit
 from delivery.services.claims import claim, claim_due
 from delivery.services.devices import deactivate_tokens
+from delivery.services.provider_events import unless_provider_reported
 from delivery.services.publishing import answer, batch_size, helper_started, hold, ring, ring_helper
 
 logger = logging.getLogger(__name__)
@@ -323,9 +324,11 @@ def _record_results(
                 Delivery.objects.using(alias)
                 .filter(id__in=list(sent), lease_token=token)
                 .update(
-                    status=DeliveryStatus.SENT,
-                    reason="",
-                    last_error="",
+                    # A webhook may have reported delivery (or a bounce) before the provider's
+                    # answer reached us: that stays.
+                    status=unless_provider_reported("status", DeliveryStatus.SENT),
+                    reason=unless_provider_reported("reason", ""),
+                    last_error=unless_provider_reported("last_error", ""),
                     sent_at=now,
                     provider=provider_name,
                     provider_message_id=Case(*(When(id=i, then=Value(m)) for i, m in sent.items())),

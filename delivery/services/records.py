@@ -27,6 +27,10 @@ DELIVERY_ROW = RowSpec(
         "handed_at": None,
         "possibly_duplicated": False,
         "purged_at": None,
+        "provider_details": json_text({}),
+        "delivered_at": None,
+        "opened_at": None,
+        "clicked_at": None,
     },
 )
 

@@ -182,3 +182,19 @@ def upsert_contacts(alias: str, updates: Sequence[tuple[str, ContactUpdate]], no
             setattr(recipient, name, value)
         recipient.updated_at = now
         recipient.save(using=alias)
+
+
+def flag_rejected_address(user_id: str, *, channel: str, reason: str, address: str | None = None) -> int:
+    """The provider refused this user's address for good: email marks it bounced (cleared
+    when the address changes). With ``address`` (the one the delivery went to), only while
+    the user still has that address: a bounce reported days later must not flag a new one.
+
+    (SMS numbers are flagged by the real-providers branch, which adds ``phone_unreachable``.)
+    """
+    flag, contact = {"email": ("email_bounced", "email")}.get(channel, (None, None))
+    if flag is None:
+        return 0
+    rows = Recipient.objects.for_user(user_id).filter(user_id=user_id)
+    if address is not None:
+        rows = rows.filter(**{f"{contact}__iexact": address})
+    return rows.update(**{flag: True, "updated_at": timezone.now()})

@@ -48,6 +48,9 @@ def notification_status(sender: Sender, raw_id: str) -> dict[str, Any] | None:
                 "created_at": d.created_at,
                 "updated_at": d.updated_at,
                 "sent_at": d.sent_at,
+                "delivered_at": d.delivered_at,
+                "opened_at": d.opened_at,
+                "clicked_at": d.clicked_at,
                 "next_attempt_at": d.next_attempt_at,
                 "possibly_duplicated": d.possibly_duplicated,
             }
