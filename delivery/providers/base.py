@@ -22,9 +22,16 @@ class DeliveryError(Exception):
 
 
 class TemporaryDeliveryError(DeliveryError):
-    """Worth retrying later (timeouts, 429, 5xx, provider unavailable). The only error that retries."""
+    """Worth retrying later (timeouts, 429, 5xx, provider unavailable). The only error that retries.
+
+    ``retry_after`` is the provider's own ``Retry-After`` in seconds, when it gave one: the
+    next attempt waits at least that long."""
 
     reason = "temporary_failure"
+
+    def __init__(self, message: str = "", *, reason: str | None = None, retry_after: float | None = None):
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, JSONField, Value, When
 from django.utils import timezone
 
 from config.sharding import shard_for_id
@@ -35,8 +35,9 @@ from delivery.providers import (
 )
 from delivery.services import circuit, ratelimit
 from delivery.services.claims import claim, claim_due
-from delivery.services.devices import deactivate_tokens
+from delivery.services.devices import count_token_failures, deactivate_tokens
 from delivery.services.publishing import answer, batch_size, helper_started, hold, ring, ring_helper
+from delivery.signals import ADDRESS_REJECTION_REASONS, address_rejected
 
 logger = logging.getLogger(__name__)
 
@@ -225,14 +226,20 @@ def _settle_targets(alias: str, results: dict[uuid.UUID, SendResult]) -> dict[uu
     says are gone are deactivated with the reason. All targets failed: the message failed
     with the first permanent error, or is retried if any failure was temporary."""
     dead: dict[str, str] = {}
+    failing: set[str] = set()
+    working: set[str] = set()
     settled = {}
     for delivery_id, result in results.items():
         if not result.targets:
             settled[delivery_id] = result
             continue
         for target in result.targets:
-            if target.error is not None and target.error.reason in DEAD_TOKEN_REASONS:
+            if target.error is None:
+                working.add(target.target)
+            elif target.error.reason in DEAD_TOKEN_REASONS:
                 dead[target.target] = target.error.reason
+            else:
+                failing.add(target.target)
         delivered = [t for t in result.targets if t.ok]
         if delivered:
             settled[delivery_id] = SendResult(
@@ -244,6 +251,8 @@ def _settle_targets(alias: str, results: dict[uuid.UUID, SendResult]) -> dict[uu
         settled[delivery_id] = SendResult(delivery_id, error=temporary or errors[0], targets=result.targets)
     if dead:
         deactivate_tokens(alias, dead)
+    if failing or working:
+        count_token_failures(alias, failing=failing, working=working)
     return settled
 
 
@@ -274,9 +283,12 @@ def _outcome_fields(delivery: Delivery, error: DeliveryError, provider_name: str
     """What a failed delivery becomes. One backoff per (channel, attempt) in the batch: the
     batch is retried together, so per-row jitter would only split it."""
     if isinstance(error, TemporaryDeliveryError) and delivery.attempts < retry.max_attempts(delivery.channel):
-        key = (delivery.channel, delivery.attempts)
+        # A provider's Retry-After is a floor: never sooner than it asked, nor than our policy.
+        retry_after = error.retry_after or 0.0
+        key = (delivery.channel, delivery.attempts, retry_after)
         if key not in delays:
-            delays[key] = timezone.now() + timedelta(seconds=retry.backoff_seconds(*key))
+            wait = max(retry.backoff_seconds(delivery.channel, delivery.attempts), retry_after)
+            delays[key] = timezone.now() + timedelta(seconds=wait)
         return dict(
             status=DeliveryStatus.RETRYING,
             reason=error.reason,
@@ -305,13 +317,19 @@ def _record_results(
     together, each only while this worker's lease token still holds."""
     now = timezone.now()
     sent: dict[uuid.UUID, str] = {}
+    details: dict[uuid.UUID, dict] = {}
+    rejected: list[tuple[Delivery, str]] = []
     groups: dict[tuple, list[uuid.UUID]] = defaultdict(list)
     delays: dict = {}
     for delivery in deliveries:
         result = results[delivery.id]
         if result.error is None:
             sent[delivery.id] = result.provider_message_id[:128]
+            if result.details:
+                details[delivery.id] = dict(result.details)
         else:
+            if isinstance(result.error, PermanentDeliveryError) and result.error.reason in ADDRESS_REJECTION_REASONS:
+                rejected.append((delivery, result.error.reason))
             fields = _outcome_fields(delivery, result.error, provider_name, delays)
             groups[tuple(sorted(fields.items()))].append(delivery.id)
     with transaction.atomic(using=alias):
@@ -326,6 +344,7 @@ def _record_results(
                     sent_at=now,
                     provider=provider_name,
                     provider_message_id=Case(*(When(id=i, then=Value(m)) for i, m in sent.items())),
+                    **_details_update(details),
                     handed_at=None,
                     lease_token=None,
                     lease_expires_at=None,
@@ -347,9 +366,30 @@ def _record_results(
             lapsed += len(ids) - recorded
     if lapsed:
         logger.warning("lease lapsed on %d deliveries of %s before their outcome was recorded", lapsed, alias)
+    for delivery, reason in rejected:
+        _announce_rejected_address(delivery, reason)
     # One line per batch, whatever its outcomes (the ids and addresses stay out of logs).
     summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
     logger.info("%s via %s on %s: %s", deliveries[0].channel, provider_name, alias, summary)
+
+
+def _details_update(details: dict[uuid.UUID, dict]) -> dict:
+    """The provider's report per sent delivery (SMS segments, price), when it gave one."""
+    if not details:
+        return {}
+    whens = (When(id=i, then=Value(d, output_field=JSONField())) for i, d in details.items())
+    return {"provider_details": Case(*whens, default=F("provider_details"), output_field=JSONField())}
+
+
+def _announce_rejected_address(delivery: Delivery, reason: str) -> None:
+    """Tell the app that owns recipients (delivery imports none) so it flags the address. A
+    receiver's failure must not undo the recorded outcome: it is logged, not raised."""
+    responses = address_rejected.send_robust(
+        sender=Delivery, channel=delivery.channel, user_id=delivery.user_id, reason=reason
+    )
+    for receiver, response in responses:
+        if isinstance(response, Exception):
+            logger.error("address_rejected receiver %s raised %s", receiver.__qualname__, type(response).__name__)
 
 
 def _finish(alias: str, token: uuid.UUID, deliveries: list[Delivery], *, status: str, reason: str, now: datetime) -> None:

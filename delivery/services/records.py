@@ -26,6 +26,7 @@ DELIVERY_ROW = RowSpec(
         "sent_at": None,
         "handed_at": None,
         "possibly_duplicated": False,
+        "provider_details": json_text({}),
     },
 )
 

@@ -84,6 +84,8 @@ def put_recipient(user_id: str, record: ContactRecord, *, email_bounced: bool | 
                     recipient.email_bounced = False
                 elif email_bounced is not None:
                     recipient.email_bounced = email_bounced
+                if fields["phone"] != recipient.phone:
+                    recipient.phone_unreachable = False
                 for name, value in fields.items():
                     setattr(recipient, name, value)
                 recipient.updated_at = now
@@ -178,7 +180,18 @@ def upsert_contacts(alias: str, updates: Sequence[tuple[str, ContactUpdate]], no
             continue
         if "email" in provided and provided["email"] != recipient.email:
             recipient.email_bounced = False
+        if "phone" in provided and provided["phone"] != recipient.phone:
+            recipient.phone_unreachable = False
         for name, value in provided.items():
             setattr(recipient, name, value)
         recipient.updated_at = now
         recipient.save(using=alias)
+
+
+def flag_rejected_address(user_id: str, *, channel: str) -> int:
+    """The provider refused this user's address for good: email marks it bounced, SMS marks
+    the phone unreachable (both cleared when the address changes)."""
+    flag = {"email": "email_bounced", "sms": "phone_unreachable"}.get(channel)
+    if flag is None:
+        return 0
+    return Recipient.objects.for_user(user_id).filter(user_id=user_id).update(**{flag: True, "updated_at": timezone.now()})
