@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import time
 import urllib.error
 from collections import defaultdict
 from collections.abc import Sequence
@@ -99,20 +100,28 @@ class SendGridProvider:
                 results.append(SendResult(message.delivery_id, error=error))
                 continue
             groups[json.dumps(content, sort_keys=True)].append((message, personalization))
+        # The whole batch stays within one provider timeout (the lease is at least twice it):
+        # requests that would start after it wait for a retry instead.
+        deadline = time.monotonic() + settings.PROVIDER_TIMEOUT_SECONDS
         for key, members in groups.items():
             content = json.loads(key)
             for start in range(0, len(members), MAX_PERSONALIZATIONS):
-                results.extend(self._send_group(content, members[start : start + MAX_PERSONALIZATIONS]))
+                chunk = members[start : start + MAX_PERSONALIZATIONS]
+                if time.monotonic() >= deadline:
+                    late = TemporaryDeliveryError("not sent within the provider timeout", reason="provider_timeout")
+                    results.extend(SendResult(m.delivery_id, error=late) for m, _ in chunk)
+                    continue
+                results.extend(self._send_group(content, chunk, deadline=deadline))
         return results
 
     def _send_group(
-        self, content: dict, members: list[tuple[OutboundMessage, dict]], *, again: bool = True
+        self, content: dict, members: list[tuple[OutboundMessage, dict]], *, deadline: float, again: bool = True
     ) -> list[SendResult]:
         """One request for messages with the same content. A 400 naming some personalizations'
         addresses rejects those; nothing was sent, so the others go once more (and wait for a
         retry if that is refused too)."""
         try:
-            message_id = self._post(content, [p for _, p in members])
+            message_id = self._post(content, [p for _, p in members], deadline)
         except _AddressesRejected as rejected:
             error = PermanentDeliveryError("SendGrid rejected the address", reason=ADDRESS_REJECTED)
             results = [
@@ -120,7 +129,7 @@ class SendGridProvider:
             ]
             rest = [member for i, member in enumerate(members) if i not in rejected.indexes]
             if rest and again:
-                results.extend(self._send_group(content, rest, again=False))
+                results.extend(self._send_group(content, rest, deadline=deadline, again=False))
             elif rest:
                 held = TemporaryDeliveryError("batch refused for another recipient's address", reason="batch_refused")
                 results.extend(SendResult(m.delivery_id, error=held) for m, _ in rest)
@@ -129,14 +138,16 @@ class SendGridProvider:
             return [SendResult(m.delivery_id, error=error) for m, _ in members]
         return [SendResult(m.delivery_id, provider_message_id=message_id) for m, _ in members]
 
-    def _post(self, content: dict, personalizations: list[dict]) -> str:
+    def _post(self, content: dict, personalizations: list[dict], deadline: float) -> str:
         body = {
             "personalizations": personalizations,
             "from": {"email": settings.SENDGRID_FROM_EMAIL},
             **content,
         }
         try:
-            response = self._client.client.mail.send.post(request_body=body, timeout=settings.PROVIDER_TIMEOUT_SECONDS)
+            response = self._client.client.mail.send.post(
+                request_body=body, timeout=max(deadline - time.monotonic(), 0.5)
+            )
         except http_errors.HTTPError as error:
             raise _translate(error, len(personalizations)) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as error:
