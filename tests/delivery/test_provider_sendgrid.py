@@ -123,8 +123,16 @@ def test_429_waits_at_least_its_retry_after(shards, sendgrid):
     [
         (Reply(500, {"errors": [{"message": "internal"}]}), "retrying", "provider_unavailable"),
         (Reply(503, b""), "retrying", "provider_unavailable"),
-        (Reply(401, {"errors": [{"message": "The provided authorization grant is invalid"}]}), "failed", "provider_auth_failed"),
-        (Reply(400, {"errors": [{"message": "The from address does not match a verified Sender"}]}), "failed", "rejected_by_provider"),
+        (
+            Reply(401, {"errors": [{"message": "The provided authorization grant is invalid"}]}),
+            "failed",
+            "provider_auth_failed",
+        ),
+        (
+            Reply(400, {"errors": [{"message": "The from address does not match a verified Sender"}]}),
+            "failed",
+            "rejected_by_provider",
+        ),
         (Reply(413, b""), "failed", "payload_too_large"),
     ],
 )
