@@ -27,6 +27,7 @@ from delivery.providers.base import (
     PermanentDeliveryError,
     SendResult,
     TemporaryDeliveryError,
+    retry_after_seconds,
 )
 from delivery.signals import ADDRESS_REJECTED
 
@@ -35,15 +36,6 @@ logger = logging.getLogger(__name__)
 MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
 INVALID_HEADER = "invalid_header"
 PAYLOAD_TOO_LARGE = "payload_too_large"
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` in seconds (the form SendGrid and Twilio use); None if absent or odd."""
-    try:
-        seconds = float(value) if value else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and 0 <= seconds <= 24 * 3600 else None
 
 
 def _headers(payload: dict[str, Any]) -> dict[str, str]:
