@@ -31,7 +31,7 @@ def fake_server():
     from tests.fakes import google, sendgrid, twilio
     from tests.fakes.server import FakeProviders
 
-    server = FakeProviders()
+    server = FakeProviders(tls_hosts=[google.FCM_HOST, google.IAM_HOST])
     for module in (sendgrid, twilio, google):
         module.install(server)
     server.start()
