@@ -13,6 +13,7 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import firebase_admin
 from django.conf import settings
@@ -80,13 +81,27 @@ def _bound_sdk_retries(app: firebase_admin.App) -> None:
     session.mount(FCM_ORIGIN, HTTPAdapter(pool_connections=10, pool_maxsize=100, max_retries=retry))
 
 
-def _message(message: OutboundMessage, token: str) -> messaging.Message:
+def _platforms(message: OutboundMessage) -> dict:
+    """The same message for Android, iOS and the web (a token's platform is FCM's business):
+    critical and high priority wake the device, the others may wait for it; a web push
+    opens the action URL when clicked (FCM takes only HTTPS links)."""
+    urgent = message.priority in ("critical", "high")
+    url = message.payload.get("action_url") or ""
+    return {
+        "android": messaging.AndroidConfig(priority="high" if urgent else "normal"),
+        "apns": messaging.APNSConfig(headers={"apns-priority": "10" if urgent else "5"}),
+        "webpush": messaging.WebpushConfig(
+            headers={"Urgency": "high" if urgent else "normal"},
+            fcm_options=messaging.WebpushFCMOptions(link=url) if url.startswith("https://") else None,
+        ),
+    }
+
+
+def _messages(message: OutboundMessage, tokens: Sequence[str]) -> list[messaging.Message]:
     title, body = message.payload.get("title") or None, message.payload.get("body") or None
-    return messaging.Message(
-        token=token,
-        notification=messaging.Notification(title=title, body=body) if title or body else None,
-        data=_data(message),
-    )
+    notification = messaging.Notification(title=title, body=body) if title or body else None
+    data, platforms = _data(message), _platforms(message)
+    return [messaging.Message(token=token, notification=notification, data=data, **platforms) for token in tokens]
 
 
 def _data(message: OutboundMessage) -> dict[str, str]:
@@ -126,42 +141,54 @@ class FcmProvider:
 
     def send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         results: list[SendResult] = []
-        pairs: list[tuple[OutboundMessage, str]] = []
+        pending: list[_Target] = []
         for message in messages:
             if payload_size(message) > MAX_PAYLOAD_BYTES:
                 error = PermanentDeliveryError(f"push payload over {MAX_PAYLOAD_BYTES} bytes", reason=PAYLOAD_TOO_LARGE)
                 results.append(SendResult(message.delivery_id, error=error))
             else:
-                pairs.extend((message, token) for token in message.device_tokens)
+                tokens = message.device_tokens
+                pending.extend(map(_Target, [message] * len(tokens), tokens, _messages(message, tokens)))
         targets: dict[object, list[TargetResult]] = {}
         # The whole batch stays within one provider timeout (the lease is at least twice it);
         # chunks that would start after it wait for a retry instead.
         deadline = time.monotonic() + settings.PROVIDER_TIMEOUT_SECONDS
-        for start in range(0, len(pairs), CHUNK):
-            chunk = pairs[start : start + CHUNK]
-            outcomes = self._send_chunk(chunk) if time.monotonic() < deadline else None
-            if outcomes is None:
+        for start in range(0, len(pending), CHUNK):
+            chunk = pending[start : start + CHUNK]
+            if time.monotonic() < deadline:
+                outcomes = self._send_chunk(chunk)
+            else:
                 late = TemporaryDeliveryError("not sent within the provider timeout", reason="provider_timeout")
-                outcomes = [TargetResult(token, error=late) for _, token in chunk]
-            for (message, _), outcome in zip(chunk, outcomes, strict=True):
-                targets.setdefault(message.delivery_id, []).append(outcome)
+                outcomes = [TargetResult(target.token, error=late) for target in chunk]
+            for target, outcome in zip(chunk, outcomes, strict=True):
+                targets.setdefault(target.message.delivery_id, []).append(outcome)
         for message in messages:
             if message.delivery_id in targets:
                 results.append(_result(message, tuple(targets[message.delivery_id])))
         return results
 
-    def _send_chunk(self, chunk: list[tuple[OutboundMessage, str]]) -> list[TargetResult]:
+    def _send_chunk(self, chunk: list[_Target]) -> list[TargetResult]:
         try:
-            batch = messaging.send_each([_message(m, token) for m, token in chunk], app=self._app)
+            batch = messaging.send_each([target.fcm_message for target in chunk], app=self._app)
         except exceptions.FirebaseError as error:  # the whole call failed (e.g. no OAuth token)
             failure = _translate(error)
-            return [TargetResult(token, error=failure) for _, token in chunk]
+            return [TargetResult(target.token, error=failure) for target in chunk]
+        except ValueError as error:  # the SDK's own validation refused a message of the chunk
+            logger.error("firebase-admin refused a push message: %s", type(error).__name__)
+            failure = PermanentDeliveryError("FCM message refused by the SDK's validation", reason="invalid_message")
+            return [TargetResult(target.token, error=failure) for target in chunk]
         return [
-            TargetResult(token, provider_message_id=response.message_id or "")
+            TargetResult(target.token, provider_message_id=response.message_id or "")
             if response.success
-            else TargetResult(token, error=_translate(response.exception))
-            for (_, token), response in zip(chunk, batch.responses, strict=True)
+            else TargetResult(target.token, error=_translate(response.exception))
+            for target, response in zip(chunk, batch.responses, strict=True)
         ]
+
+
+class _Target(NamedTuple):
+    message: OutboundMessage
+    token: str
+    fcm_message: messaging.Message
 
 
 def _result(message: OutboundMessage, targets: tuple[TargetResult, ...]) -> SendResult:

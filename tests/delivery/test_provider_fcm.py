@@ -12,7 +12,7 @@ from django.test import override_settings
 from django.utils import timezone
 from firebase_admin import messaging
 
-from delivery.models import Device
+from delivery.models import Delivery, Device
 from delivery.providers import check_configuration
 from delivery.providers import fcm as provider
 from delivery.services.devices import register_device
@@ -78,12 +78,26 @@ def test_every_device_gets_the_message_as_the_sdk_sends_it(shards, fcm):
         "token": "t",
         "notification": {"title": "Shipped", "body": "Your order is on its way"},
         "data": {"delivery_id": str(delivery.id), "action_url": "https://shop.example.org/o/1"},
+        "android": {"priority": "normal"},
+        "apns": {"headers": {"apns-priority": "5"}},
+        "webpush": {"headers": {"Urgency": "normal"}, "fcm_options": {"link": "https://shop.example.org/o/1"}},
     }
     token_request = fcm.calls(fake.TOKEN)[0]
     assert token_request.form()["grant_type"] == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
     sent = reload(delivery)
     assert (sent.status, sent.provider) == ("sent", "fcm")
     assert sent.provider_message_id.startswith(f"projects/{fake.PROJECT}/messages/")
+
+
+def test_urgent_priorities_wake_the_device(shards, fcm):
+    delivery = push(shards[0], "tok-android-1", payload={"title": "Alert", "action_url": "http://plain.example.org"})
+    Delivery.objects.using(shards[0]).filter(id=delivery.id).update(priority="critical")
+    deliver_batch([delivery.id])
+    message = fcm.calls(fake.FCM_SEND)[0].json()["message"]
+    assert message["android"] == {"priority": "high"}
+    assert message["apns"] == {"headers": {"apns-priority": "10"}}
+    assert message["webpush"] == {"headers": {"Urgency": "high"}}  # FCM takes only HTTPS links
+    assert message["notification"] == {"title": "Alert"}
 
 
 def test_an_unregistered_token_is_deactivated_and_one_success_is_enough(shards, fcm):
