@@ -70,7 +70,7 @@ class SendGridProvider:
     @classmethod
     def configuration_problem(cls) -> str | None:
         missing = [name for name in ("SENDGRID_API_KEY", "SENDGRID_FROM_EMAIL") if not getattr(settings, name)]
-        return f"set {' and '.join(missing)}" if missing else None
+        return f"set {', '.join(missing)}" if missing else None
 
     def is_available(self) -> bool:
         return True

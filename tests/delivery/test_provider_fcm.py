@@ -219,7 +219,7 @@ def test_start_up_names_what_a_provider_misses(tmp_path):
     ):
         problems = check_configuration()
     assert problems == [
-        "email provider 'sendgrid': set SENDGRID_API_KEY and SENDGRID_FROM_EMAIL",
+        "email provider 'sendgrid': set SENDGRID_API_KEY, SENDGRID_FROM_EMAIL",
         "sms provider 'twilio': set TWILIO_AUTH_TOKEN, TWILIO_FROM",
         f"push provider 'fcm': FIREBASE_CREDENTIALS ({tmp_path / 'missing.json'}) is not a readable "
         "service-account file: FileNotFoundError",

@@ -159,6 +159,6 @@ def test_missing_credentials_are_named():
     from delivery.providers.sendgrid import SendGridProvider
 
     with override_settings(SENDGRID_API_KEY="", SENDGRID_FROM_EMAIL=""):
-        assert SendGridProvider.configuration_problem() == "set SENDGRID_API_KEY and SENDGRID_FROM_EMAIL"
+        assert SendGridProvider.configuration_problem() == "set SENDGRID_API_KEY, SENDGRID_FROM_EMAIL"
     with override_settings(SENDGRID_API_KEY="k", SENDGRID_FROM_EMAIL="a@b.c"):
         assert SendGridProvider.configuration_problem() is None
