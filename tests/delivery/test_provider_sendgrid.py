@@ -13,7 +13,7 @@ from delivery.services.dispatch import deliver_batch
 from notifications.models import Recipient
 from tests.fakes import sendgrid as fake
 from tests.fakes.server import Reply
-from tests.support.factories import make_delivery, make_recipient, reload, user_on
+from tests.support.factories import make_delivery, make_recipient, reload, send_body, user_on
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -162,3 +162,28 @@ def test_missing_credentials_are_named():
         assert SendGridProvider.configuration_problem() == "set SENDGRID_API_KEY, SENDGRID_FROM_EMAIL"
     with override_settings(SENDGRID_API_KEY="k", SENDGRID_FROM_EMAIL="a@b.c"):
         assert SendGridProvider.configuration_problem() is None
+
+
+def test_a_bulk_send_through_the_api_reaches_sendgrid_as_one_request(api, shards, sendgrid):
+    from delivery.services.dispatch import drain
+
+    users = [user_on(shards[0]) for _ in range(3)]
+    for user in users:
+        make_recipient(user)
+    data = {"name": "there", "order_id": "A-7"}  # the same content for all: one request
+    items = [send_body(user, channels=["email"], data=data) for user in users]
+    assert api.post("/api/v1/notifications/bulk", {"items": items}, format="json").status_code == 202
+
+    assert drain(shards[0], "email", "normal").outcomes == {"sent": 3}
+
+    [request] = sendgrid.calls(fake.SEND)
+    body = request.json()
+    assert body["subject"] == "Order A-7 has shipped"
+    assert body["content"] == [
+        {"type": "text/plain", "value": "Good news there: order A-7 is on its way."},
+        {"type": "text/html", "value": "<p>Good news there: order <strong>A-7</strong> is on its way.</p>"},
+    ]
+    assert sorted(p["to"][0]["email"] for p in body["personalizations"]) == sorted(f"{u}@example.com" for u in users)
+    delivery_ids = {p["custom_args"]["delivery_id"] for p in body["personalizations"]}
+    stored = Delivery.objects.using(shards[0]).filter(user_id__in=users, channel="email")
+    assert delivery_ids == {str(d.id) for d in stored} and {d.status for d in stored} == {"sent"}
