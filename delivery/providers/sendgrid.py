@@ -180,10 +180,7 @@ def _translate(error: http_errors.HTTPError, count: int) -> DeliveryError:
     messages, indexes = _error_messages(error.body)
     detail = f"SendGrid answered {status}" + (f": {'; '.join(messages)}" if messages else "")
     if status == 429:
-        headers = error.headers or {}
-        return TemporaryDeliveryError(
-            detail, reason="rate_limited", retry_after=retry_after_seconds(headers.get("Retry-After"))
-        )
+        return TemporaryDeliveryError(detail, reason="rate_limited", retry_after=_rate_limit_wait(error.headers or {}))
     if status >= 500 or status == 408:
         return TemporaryDeliveryError(detail, reason="provider_unavailable")
     if status == 400 and indexes and all(i < count for i in indexes):
@@ -193,3 +190,16 @@ def _translate(error: http_errors.HTTPError, count: int) -> DeliveryError:
     if status in (401, 403):
         return PermanentDeliveryError(detail, reason="provider_auth_failed")
     return PermanentDeliveryError(detail, reason="rejected_by_provider")
+
+
+def _rate_limit_wait(headers) -> float | None:
+    """SendGrid's ``Retry-After`` if given, else the wait until ``X-RateLimit-Reset`` (the
+    epoch second its rate-limit window ends, which is what it usually sends)."""
+    wait = retry_after_seconds(headers.get("Retry-After"))
+    if wait is not None:
+        return wait
+    try:
+        reset = float(headers.get("X-RateLimit-Reset") or "")
+    except ValueError:
+        return None
+    return retry_after_seconds(str(max(reset - time.time(), 0.0)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from django.test import override_settings
@@ -116,6 +117,16 @@ def test_429_waits_at_least_its_retry_after(shards, sendgrid):
     retried = reload(delivery)
     assert (retried.status, retried.reason) == ("retrying", "rate_limited")
     assert (retried.next_attempt_at - before).total_seconds() >= 120
+
+
+def test_429_without_retry_after_waits_for_the_rate_limit_reset(shards, sendgrid):
+    delivery = email(shards[0])
+    reset = int(time.time()) + 300
+    sendgrid.script(fake.SEND, Reply(429, {"errors": [{"message": "too many"}]}, {"X-RateLimit-Reset": str(reset)}))
+    before = timezone.now()
+    deliver_batch([delivery.id])
+    wait = (reload(delivery).next_attempt_at - before).total_seconds()
+    assert 290 <= wait <= 301
 
 
 @pytest.mark.parametrize(
