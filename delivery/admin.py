@@ -63,6 +63,8 @@ class DeliveryAdmin(ReadOnlyMixin, ShardedModelAdmin):
             fields.append("republish_at")
         if status == DeliveryStatus.SENDING:
             fields += ["lease_token", "lease_expires_at"]
+        if obj is not None and obj.provider_details:
+            fields.append("provider_details")  # SMS segments and price
         return [*fields, "content"]
 
     @admin.display(description="notification", ordering="notification_id")
@@ -91,12 +93,21 @@ class DeliveryAdmin(ReadOnlyMixin, ShardedModelAdmin):
 
 @admin.register(Device)
 class DeviceAdmin(ShardedModelAdmin):
-    list_display = ("id", "user", "platform", "active", "deactivated_reason", "last_seen_at")
+    list_display = ("id", "user", "platform", "active", "deactivated_reason", "consecutive_failures", "last_seen_at")
     list_filter = (ShardFilter, "platform", "active")
     search_fields = ("user_id",)
     ordering = ("-id",)
-    fields = ("user", "platform", "token_preview", "active", "deactivated_reason", "created_at", "last_seen_at")
-    readonly_fields = ("user", "platform", "token_preview", "created_at", "last_seen_at")
+    fields = (
+        "user",
+        "platform",
+        "token_preview",
+        "active",
+        "deactivated_reason",
+        "consecutive_failures",
+        "created_at",
+        "last_seen_at",
+    )
+    readonly_fields = ("user", "platform", "token_preview", "consecutive_failures", "created_at", "last_seen_at")
 
     @admin.display(description="user id", ordering="user_id")
     def user(self, obj: Device) -> str:

@@ -224,3 +224,12 @@ def test_start_up_names_what_a_provider_misses(tmp_path):
         f"push provider 'fcm': FIREBASE_CREDENTIALS ({tmp_path / 'missing.json'}) is not a readable "
         "service-account file: FileNotFoundError",
     ]
+
+
+def test_the_admin_shows_a_device_failure_count(shards, fcm, staff):
+    delivery = push(shards[1], "tok-busy-1")
+    deliver_batch([delivery.id])
+    row = device(delivery.user_id, "tok-busy-1")
+    assert row.consecutive_failures == 1
+    page = staff.get(f"/admin/delivery/device/{row.id}/change/")
+    assert page.status_code == 200 and "Consecutive failures" in page.content.decode()

@@ -162,3 +162,12 @@ def test_a_hung_provider_times_out_and_is_retried(shards, twilio):
 )
 def test_segment_count(text, expected):
     assert segments(text) == expected
+
+
+def test_the_admin_shows_what_twilio_reported(shards, twilio, staff):
+    delivery = sms(shards[1])
+    twilio.script(fake.MESSAGES, fake.created_with_price("-0.0079", "1"))
+    deliver_batch([delivery.id])
+    page = staff.get(f"/admin/delivery/delivery/{delivery.id}/change/")
+    assert page.status_code == 200
+    assert "0.0079" in page.content.decode() and "GSM-7" in page.content.decode()
