@@ -198,3 +198,20 @@ def test_a_bulk_send_through_the_api_reaches_sendgrid_as_one_request(api, shards
     delivery_ids = {p["custom_args"]["delivery_id"] for p in body["personalizations"]}
     stored = Delivery.objects.using(shards[0]).filter(user_id__in=users, channel="email")
     assert delivery_ids == {str(d.id) for d in stored} and {d.status for d in stored} == {"sent"}
+
+
+def test_a_failing_address_receiver_does_not_undo_the_outcome(shards, sendgrid, caplog):
+    from delivery.signals import address_rejected
+
+    def broken(**kwargs):
+        raise RuntimeError("receiver bug")
+
+    address_rejected.connect(broken, dispatch_uid="test-broken")
+    try:
+        delivery = email(shards[1])
+        sendgrid.script(fake.SEND, fake.bad_address(0))
+        deliver_batch([delivery.id])
+    finally:
+        address_rejected.disconnect(dispatch_uid="test-broken")
+    assert (reload(delivery).status, reload(delivery).reason) == ("failed", "address_rejected")
+    assert "broken raised RuntimeError" in caplog.text

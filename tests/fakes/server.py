@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -57,8 +58,6 @@ Handler = Callable[[Recorded], Reply]
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:
         # A client that gave up (a timeout test) closes mid-answer; that is not an error here.
-        import sys
-
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
 
