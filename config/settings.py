@@ -364,6 +364,9 @@ RETRY_POLICIES = {
 # delivery.providers.base.Provider wherever a name is accepted).
 NOTIFY_PROVIDER_CLASSES = {
     "console": "delivery.providers.console.ConsoleProvider",
+    "sendgrid": "delivery.providers.sendgrid.SendGridProvider",
+    "twilio": "delivery.providers.twilio.TwilioProvider",
+    "fcm": "delivery.providers.fcm.FcmProvider",
 }
 # Each channel's providers in order of preference, e.g. EMAIL_PROVIDERS=sendgrid,console: the
 # next takes over while one is unavailable (its circuit is open). Console by default in every
@@ -387,15 +390,27 @@ PROVIDER_RATES = {"twilio": 10.0} | {
 PROVIDER_BURST_SECONDS = env_float("PROVIDER_BURST_SECONDS", 1.0)
 if PROVIDER_TIMEOUT_SECONDS * 2 >= DELIVERY_LEASE_SECONDS:
     raise ImproperlyConfigured("PROVIDER_TIMEOUT_SECONDS must be under half of DELIVERY_LEASE_SECONDS")
-# --- Provider webhooks (delivery.webhooks) ---------------------------------------------------
-
+# Provider credentials (a channel configured for a provider without them stops start-up).
+SENDGRID_API_KEY = env("SENDGRID_API_KEY", "")
+SENDGRID_FROM_EMAIL = env("SENDGRID_FROM_EMAIL", "")
+SENDGRID_API_HOST = env("SENDGRID_API_HOST", "https://api.sendgrid.com")  # another host: a proxy or a fake
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM = env("TWILIO_FROM", "")  # a number in E.164 or a messaging service SID (MG...)
+TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", "")  # empty: Twilio's own hosts
+FIREBASE_CREDENTIALS = env("FIREBASE_CREDENTIALS", "")  # path of the service-account JSON file
 # Where providers reach this service from outside: Twilio's status callback URL is built from
 # it, and a Twilio signature is checked against it (never against the Host header a client sent).
 PUBLIC_BASE_URL = (env("PUBLIC_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# manage.py prune_devices: devices not seen for this many days, or failing this many sends in a row.
+DEVICE_PRUNE_UNSEEN_DAYS = env_int("DEVICE_PRUNE_UNSEEN_DAYS", 90)
+DEVICE_PRUNE_MAX_FAILURES = env_int("DEVICE_PRUNE_MAX_FAILURES", 10)
+
+# --- Provider webhooks (delivery.webhooks) ---------------------------------------------------
+
 # SendGrid's signed event webhook: the verification key from Mail Settings (base64 DER, as
 # SendGrid shows it). Unset: every event POST is refused (403).
 SENDGRID_WEBHOOK_PUBLIC_KEY = env("SENDGRID_WEBHOOK_PUBLIC_KEY", "") or ""
-TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", "") or ""
 # A signed SendGrid batch older (or further ahead) than this is refused: a captured request
 # cannot be replayed later.
 WEBHOOK_MAX_AGE_SECONDS = env_int("WEBHOOK_MAX_AGE_SECONDS", 300)
@@ -488,6 +503,10 @@ LOGGING = {
         # 4xx answers are in the access log already (one line per request); 5xx still log here.
         "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
+        # The Twilio SDK logs every request and response at INFO (with the recipient's number);
+        # SendGrid's HTTP client logs request headers (the API key) and bodies at DEBUG.
+        "twilio": {"level": "WARNING"},
+        "python_http_client": {"level": "WARNING"},
         "celery": {"level": env("CELERY_LOG_LEVEL", "INFO")},
         # Beat's "Sending due task" line (every second for the sweep) only at DEBUG.
         "celery.beat": {"filters": ["demote_beat_ticks"]},

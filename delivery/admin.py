@@ -72,6 +72,8 @@ class DeliveryAdmin(ReadOnlyMixin, ShardedModelAdmin):
             fields.append("purged_at")
         # What the provider's webhooks reported, once they did.
         fields += [stamp for stamp in ("delivered_at", "opened_at", "clicked_at") if getattr(obj, stamp, None)]
+        if obj is not None and obj.provider_details:
+            fields.append("provider_details")  # SMS segments and price
         return [*fields, "content"]
 
     @admin.display(description="notification", ordering="notification_id")
@@ -184,12 +186,21 @@ class DeadLetterAdmin(DeliveryAdmin):
 
 @admin.register(Device)
 class DeviceAdmin(ShardedModelAdmin):
-    list_display = ("id", "user", "platform", "active", "deactivated_reason", "last_seen_at")
+    list_display = ("id", "user", "platform", "active", "deactivated_reason", "consecutive_failures", "last_seen_at")
     list_filter = (ShardFilter, "platform", "active")
     search_fields = ("user_id",)
     ordering = ("-id",)
-    fields = ("user", "platform", "token_preview", "active", "deactivated_reason", "created_at", "last_seen_at")
-    readonly_fields = ("user", "platform", "token_preview", "created_at", "last_seen_at")
+    fields = (
+        "user",
+        "platform",
+        "token_preview",
+        "active",
+        "deactivated_reason",
+        "consecutive_failures",
+        "created_at",
+        "last_seen_at",
+    )
+    readonly_fields = ("user", "platform", "token_preview", "consecutive_failures", "created_at", "last_seen_at")
 
     @admin.display(description="user id", ordering="user_id")
     def user(self, obj: Device) -> str:

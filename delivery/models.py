@@ -159,6 +159,9 @@ class Device(ShardedModel):
     token_hash = models.CharField(max_length=64, db_index=True)
     active = models.BooleanField(default=True)
     deactivated_reason = models.CharField(max_length=64, blank=True)
+    # Sends to this token that failed in a row (reset by a success): prune_devices removes
+    # tokens that keep failing without the provider ever calling them unregistered.
+    consecutive_failures = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()

@@ -109,6 +109,10 @@ class Recipient(ShardedModel):
         max_length=20, blank=True, help_text="International format, e.g. +14155550101", validators=[RuleValidator("phone")]
     )
     phone_verified = models.BooleanField(default=True)
+    phone_unreachable = models.BooleanField(
+        default=False,
+        help_text="Set when the SMS provider called this number invalid or unreachable; cleared when the number changes.",
+    )
     locale = models.CharField(
         max_length=35, blank=True, help_text="Language tag, e.g. en, fr-CA", validators=[RuleValidator("locale")]
     )

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('delivery', '0007_delivery_provider_details'),
+        ('delivery', '0007_provider_details_device_failures'),
     ]
 
     operations = [

@@ -41,6 +41,15 @@ class PermanentDeliveryError(DeliveryError):
     reason = "rejected"
 
 
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` in seconds (the form SendGrid and Twilio use); None if absent or odd."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 24 * 3600 else None
+
+
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     delivery_id: uuid.UUID

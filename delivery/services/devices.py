@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from config.sharding import new_id_for_user, shard_aliases, shard_for_user
@@ -50,9 +52,13 @@ def register_device(user_id: str, *, platform: str, token: str) -> tuple[Device,
             existing.platform = platform
             existing.active = True
             existing.deactivated_reason = ""
+            existing.consecutive_failures = 0  # the app just proved the token alive
             existing.last_seen_at = now
             existing.updated_at = now
-            existing.save(using=alias, update_fields=["platform", "active", "deactivated_reason", "last_seen_at", "updated_at"])
+            existing.save(
+                using=alias,
+                update_fields=["platform", "active", "deactivated_reason", "consecutive_failures", "last_seen_at", "updated_at"],
+            )
             device, created = existing, False
             break
         try:
@@ -105,6 +111,39 @@ def deactivate_tokens(alias: str, reasons: dict[str, str]) -> int:
             .update(active=False, deactivated_reason=reason, updated_at=now)
         )
     return changed
+
+
+def count_token_failures(alias: str, *, failing: set[str], working: set[str]) -> None:
+    """One more failed send in a row for ``failing`` tokens; ``working`` ones start over
+    (``prune_devices`` removes tokens that keep failing)."""
+    if failing:
+        Device.objects.using(alias).filter(token_hash__in=[token_hash(t) for t in failing], active=True).update(
+            consecutive_failures=F("consecutive_failures") + 1
+        )
+    if working:
+        Device.objects.using(alias).filter(
+            token_hash__in=[token_hash(t) for t in working], consecutive_failures__gt=0
+        ).update(consecutive_failures=0)
+
+
+def prune_devices(*, unseen_days: int, max_failures: int, dry_run: bool = False) -> dict[str, int]:
+    """Delete, on every shard, the devices not seen (registered or refreshed) for
+    ``unseen_days`` and those whose last ``max_failures`` sends all failed; counts per cause
+    (a device matching both counts as unseen)."""
+    cutoff = timezone.now() - timedelta(days=unseen_days)
+    counts = {"unseen": 0, "failing": 0}
+    for alias in shard_aliases():
+        devices = Device.objects.using(alias)
+        unseen = devices.filter(last_seen_at__lt=cutoff)
+        failing = devices.filter(consecutive_failures__gte=max_failures).exclude(last_seen_at__lt=cutoff)
+        if dry_run:
+            counts["unseen"] += unseen.count()
+            counts["failing"] += failing.count()
+            continue
+        with transaction.atomic(using=alias):
+            counts["unseen"] += unseen.delete()[0]
+            counts["failing"] += failing.delete()[0]
+    return counts
 
 
 def device_document(device: Device) -> dict:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Func, JSONField, Value, When
 from django.utils import timezone
 
 from config.sharding import shard_for_id
@@ -35,9 +35,10 @@ from delivery.providers import (
 )
 from delivery.services import circuit, fallback, ratelimit
 from delivery.services.claims import claim, claim_due
-from delivery.services.devices import deactivate_tokens
+from delivery.services.devices import count_token_failures, deactivate_tokens
 from delivery.services.provider_events import unless_provider_reported
 from delivery.services.publishing import answer, batch_size, helper_started, hold, ring, ring_helper
+from delivery.signals import ADDRESS_REJECTION_REASONS, address_rejected
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,9 @@ def _device_tokens(alias: str, user_ids: set[str]) -> dict[str, tuple[str, ...]]
     return {user_id: tuple(values) for user_id, values in tokens.items()}
 
 
-def _send_channel(alias: str, token: uuid.UUID, channel: str, deliveries: list[Delivery], provider=None) -> dict[str, int]:
+def _send_channel(
+    alias: str, token: uuid.UUID, channel: str, deliveries: list[Delivery], provider=None
+) -> dict[str, int]:
     outcomes: dict[str, int] = defaultdict(int)
     now = timezone.now()
     tokens_by_user: dict[str, tuple[str, ...]] = {}
@@ -228,14 +231,20 @@ def _settle_targets(alias: str, results: dict[uuid.UUID, SendResult]) -> dict[uu
     says are gone are deactivated with the reason. All targets failed: the message failed
     with the first permanent error, or is retried if any failure was temporary."""
     dead: dict[str, str] = {}
+    failing: set[str] = set()
+    working: set[str] = set()
     settled = {}
     for delivery_id, result in results.items():
         if not result.targets:
             settled[delivery_id] = result
             continue
         for target in result.targets:
-            if target.error is not None and target.error.reason in DEAD_TOKEN_REASONS:
+            if target.error is None:
+                working.add(target.target)
+            elif target.error.reason in DEAD_TOKEN_REASONS:
                 dead[target.target] = target.error.reason
+            else:
+                failing.add(target.target)
         delivered = [t for t in result.targets if t.ok]
         if delivered:
             settled[delivery_id] = SendResult(
@@ -247,6 +256,8 @@ def _settle_targets(alias: str, results: dict[uuid.UUID, SendResult]) -> dict[uu
         settled[delivery_id] = SendResult(delivery_id, error=temporary or errors[0], targets=result.targets)
     if dead:
         deactivate_tokens(alias, dead)
+    if failing or working:
+        count_token_failures(alias, failing=failing, working=working)
     return settled
 
 
@@ -309,13 +320,19 @@ def _record_results(
     together, each only while this worker's lease token still holds."""
     now = timezone.now()
     sent: dict[uuid.UUID, str] = {}
+    details: dict[uuid.UUID, dict] = {}
+    rejected: list[tuple[Delivery, str]] = []
     groups: dict[tuple, list[uuid.UUID]] = defaultdict(list)
     delays: dict = {}
     for delivery in deliveries:
         result = results[delivery.id]
         if result.error is None:
             sent[delivery.id] = result.provider_message_id[:128]
+            if result.details:
+                details[delivery.id] = dict(result.details)
         else:
+            if isinstance(result.error, PermanentDeliveryError) and result.error.reason in ADDRESS_REJECTION_REASONS:
+                rejected.append((delivery, result.error.reason))
             fields = _outcome_fields(delivery, result.error, provider_name, delays)
             groups[tuple(sorted(fields.items()))].append(delivery.id)
     with transaction.atomic(using=alias):
@@ -332,6 +349,7 @@ def _record_results(
                     sent_at=now,
                     provider=provider_name,
                     provider_message_id=Case(*(When(id=i, then=Value(m)) for i, m in sent.items())),
+                    **_details_update(details),
                     handed_at=None,
                     lease_token=None,
                     lease_expires_at=None,
@@ -357,12 +375,51 @@ def _record_results(
             fallback.activate(alias, failed, now=now)
     if lapsed:
         logger.warning("lease lapsed on %d deliveries of %s before their outcome was recorded", lapsed, alias)
+    for delivery, reason in rejected:
+        _announce_rejected_address(delivery, reason)
     # One line per batch, whatever its outcomes (the ids and addresses stay out of logs).
     summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
     logger.info("%s via %s on %s: %s", deliveries[0].channel, provider_name, alias, summary)
 
 
-def _finish(alias: str, token: uuid.UUID, deliveries: list[Delivery], *, status: str, reason: str, now: datetime) -> None:
+def _details_update(details: dict[uuid.UUID, dict]) -> dict:
+    """The provider's report per sent delivery (SMS segments, price), when it gave one."""
+    if not details:
+        return {}
+    whens = (
+        When(id=i, then=_JSONMerge(Value(d, output_field=JSONField()), F("provider_details")))
+        for i, d in details.items()
+    )
+    return {"provider_details": Case(*whens, default=F("provider_details"), output_field=JSONField())}
+
+
+class _JSONMerge(Func):
+    """``report`` merged under what is already stored: a status webhook that got in first (its
+    price, its flags) is not overwritten by the provider's answer to our send call."""
+
+    output_field = JSONField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(%(expressions)s)", arg_joiner=" || ", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function="json_patch", **extra)
+
+
+def _announce_rejected_address(delivery: Delivery, reason: str) -> None:
+    """Tell the app that owns recipients (delivery imports none) so it flags the address. A
+    receiver's failure must not undo the recorded outcome: it is logged, not raised."""
+    responses = address_rejected.send_robust(
+        sender=Delivery, channel=delivery.channel, user_id=delivery.user_id, reason=reason
+    )
+    for receiver, response in responses:
+        if isinstance(response, Exception):
+            logger.error("address_rejected receiver %s raised %s", receiver.__qualname__, type(response).__name__)
+
+
+def _finish(
+    alias: str, token: uuid.UUID, deliveries: list[Delivery], *, status: str, reason: str, now: datetime
+) -> None:
     Delivery.objects.using(alias).filter(id__in=[d.id for d in deliveries], lease_token=token).update(
         status=status, reason=reason, lease_token=None, lease_expires_at=None, handed_at=None, updated_at=now
     )

@@ -46,12 +46,13 @@ class RecipientAdmin(UserKeyedShardedModelAdmin):
         "email_bounced",
         "phone",
         "phone_verified",
+        "phone_unreachable",
         "locale",
         "timezone",
         "created_at",
         "updated_at",
     )
-    readonly_fields = ("related", "created_at", "updated_at")
+    readonly_fields = ("related", "phone_unreachable", "created_at", "updated_at")
 
     def search_condition(self, term: str) -> Q | None:
         condition = Q(email__istartswith=term)

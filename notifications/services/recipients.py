@@ -84,6 +84,8 @@ def put_recipient(user_id: str, record: ContactRecord, *, email_bounced: bool | 
                     recipient.email_bounced = False
                 elif email_bounced is not None:
                     recipient.email_bounced = email_bounced
+                if fields["phone"] != recipient.phone:
+                    recipient.phone_unreachable = False
                 for name, value in fields.items():
                     setattr(recipient, name, value)
                 recipient.updated_at = now
@@ -178,23 +180,23 @@ def upsert_contacts(alias: str, updates: Sequence[tuple[str, ContactUpdate]], no
             continue
         if "email" in provided and provided["email"] != recipient.email:
             recipient.email_bounced = False
+        if "phone" in provided and provided["phone"] != recipient.phone:
+            recipient.phone_unreachable = False
         for name, value in provided.items():
             setattr(recipient, name, value)
         recipient.updated_at = now
         recipient.save(using=alias)
 
 
-def flag_rejected_address(user_id: str, *, channel: str, reason: str, address: str | None = None) -> int:
-    """The provider refused this user's address for good: email marks it bounced (cleared
-    when the address changes). With ``address`` (the one the delivery went to), only while
-    the user still has that address: a bounce reported days later must not flag a new one.
-
-    (SMS numbers are flagged by the real-providers branch, which adds ``phone_unreachable``.)
-    """
-    flag, contact = {"email": ("email_bounced", "email")}.get(channel, (None, None))
+def flag_rejected_address(user_id: str, *, channel: str, reason: str = "", address: str | None = None) -> int:
+    """The provider refused this user's address for good: email marks it bounced, SMS marks
+    the phone unreachable (both cleared when the address changes). With ``address`` (the one
+    the delivery went to), only while the user still has that address: a bounce reported days
+    later must not flag a new one."""
+    flag, contact = {"email": ("email_bounced", "email"), "sms": ("phone_unreachable", "phone")}.get(channel, (None, None))
     if flag is None:
         return 0
     rows = Recipient.objects.for_user(user_id).filter(user_id=user_id)
-    if address is not None:
+    if address:
         rows = rows.filter(**{f"{contact}__iexact": address})
     return rows.update(**{flag: True, "updated_at": timezone.now()})

@@ -5,12 +5,18 @@ Each provider module registers its routes (method + path pattern -> handler). A 
 what the next requests get (``server.script(route, ...)``: a status, a body, headers such as
 ``Retry-After``, or a hang), and reads what the SDKs sent (``server.requests``). It runs in
 the test process on a free port, so worker processes started by the test reach it too.
+
+An SDK whose endpoint is a fixed ``https://`` URL (firebase-admin's FCM) reaches it as an
+HTTPS proxy (``HTTPS_PROXY``): the server answers ``CONNECT`` for the hosts it was given,
+ends TLS with a certificate from a throwaway CA (``ca_bundle``, for ``REQUESTS_CA_BUNDLE``)
+and serves the same routes inside the tunnel.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -49,13 +55,24 @@ class Reply:
 Handler = Callable[[Recorded], Reply]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A client that gave up (a timeout test) closes mid-answer; that is not an error here.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
 class FakeProviders:
-    def __init__(self) -> None:
+    def __init__(self, tls_hosts: list[str] | None = None) -> None:
+        from tests.fakes.tls import make_tls
+
+        self.tls_hosts = list(tls_hosts or [])
+        self._tls, self.ca_bundle = make_tls(self.tls_hosts) if self.tls_hosts else (None, None)
         self._routes: list[tuple[str, str, re.Pattern, Handler]] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -135,5 +152,18 @@ class FakeProviders:
                 self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+            def do_CONNECT(self) -> None:
+                host = self.path.rsplit(":", 1)[0]
+                if fake._tls is None or host not in fake.tls_hosts:
+                    self.send_error(403, "not a host this fake stands in for")
+                    return
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                # The rest of this connection is TLS: read the tunnelled requests from it.
+                self.connection = fake._tls.wrap_socket(self.connection, server_side=True)
+                self.rfile = self.connection.makefile("rb")
+                self.wfile = self.connection.makefile("wb", buffering=0)
+                self.close_connection = False
 
         return Handler
