@@ -45,11 +45,15 @@ reset:
 	rm -f $(VAR_DIR)/global.sqlite3* $(VAR_DIR)/shard_*.sqlite3* $(VAR_DIR)/celerybeat-schedule*
 	@echo "Embedded data in $(VAR_DIR)/ deleted; the next \`make run\` starts with fresh demo data."
 
-## Run the test suite on local PostgreSQL (global + 2 shard databases) and Redis.
+## Run the test suite on local PostgreSQL (global + 2 shard databases) and Redis, in two
+## pytest-xdist processes (whole files each: most tests wait on the processes they start, so
+## two run side by side on two cores; each has its own test databases and Redis database).
+## TEST_PROCESSES=0 runs them in one process.
+TEST_PROCESSES ?= 2
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	./scripts/ensure_services.sh
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter 0,$(TEST_PROCESSES)),,-n $(TEST_PROCESSES) --dist loadfile)
 
 ## Benchmarks (services profile on local PostgreSQL and Redis); writes bench/results/*.json.
 bench: $(VENV)/.installed-dev
