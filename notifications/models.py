@@ -161,7 +161,24 @@ class InboxItem(ShardedModel):
     archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user_id", "notification_id"], name="inbox_user_idx")]
+        indexes = [
+            models.Index(fields=["user_id", "notification_id"], name="inbox_user_idx"),
+            # The few scheduled items not visible yet, subtracted from the unread counter.
+            models.Index(fields=["user_id", "visible_at"], name="inbox_user_visible_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title or self.type_key} for {self.user_id}"
+
+
+class InboxCounter(ShardedModel):
+    """A user's unread (and unarchived) inbox items, kept in the same transaction as every
+    change to them, so the bell's badge is one primary-key read, never a COUNT over the inbox.
+    Items scheduled for later are counted from the start; the inbox service subtracts the
+    few not visible yet."""
+
+    user_id = models.CharField(max_length=64, primary_key=True)
+    unread = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.unread} unread for {self.user_id}"
