@@ -55,6 +55,7 @@ class ApiScope(models.TextChoices):
     SEND = "send", "send notifications"
     STATUS = "status", "read notification status"
     RECIPIENTS = "recipients", "manage recipients and devices"
+    TOKENS = "tokens", "issue end-user tokens (bell, inbox)"
 
 
 ALL_SCOPES = [scope.value for scope in ApiScope]
