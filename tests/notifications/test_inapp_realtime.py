@@ -6,11 +6,14 @@ import threading
 import time
 
 import httpx
+import jwt
 import pytest
 
 from config.queues import channel_queues
+from config.redis import get_redis
 from notifications.models import InboxItem
-from notifications.services import user_tokens
+from notifications.services import catalog, user_tokens
+from templates_app.rendering import template_catalog
 from tests.support.bell import Bell
 from tests.support.factories import make_key, make_recipient, send_body
 from tests.support.processes import start_daphne, start_worker, wait_for
@@ -18,15 +21,38 @@ from tests.support.processes import start_daphne, start_worker, wait_for
 pytestmark = [pytest.mark.django_db(databases="__all__", transaction=True), pytest.mark.timeout(120)]
 
 
-@pytest.fixture
-def stack(tmp_path, demo_catalog):
-    daphne, port = start_daphne(tmp_path)
-    worker = start_worker(tmp_path, channel_queues("inapp"))
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """Instead of the suite's: Redis is emptied once for the module (below), not per test, as
+    the servers shared by these tests keep their broker queues and channel layer in it."""
+    catalog.clear()
+    template_catalog.clear()
+    yield
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, django_db_setup, django_db_blocker):
+    """One Daphne and one inapp worker for the module (each takes seconds to start)."""
+    client = get_redis()
+    client.flushdb()
+    tmp_path = tmp_path_factory.mktemp("inapp")
+    daphne, port = start_daphne(tmp_path, INAPP_AUTH_TIMEOUT_SECONDS="1")
+    try:
+        worker = start_worker(tmp_path, channel_queues("inapp"))
+    except BaseException:
+        daphne.stop()
+        raise
     try:
         yield port
     finally:
         worker.stop()
         daphne.stop()
+        client.flushdb()
+
+
+@pytest.fixture
+def port(stack, demo_catalog) -> int:
+    return stack
 
 
 class Api:
@@ -49,17 +75,17 @@ class Api:
         return self.http.get(f"/api/v1/notifications/{notification_id}").json()["status"] == "sent"
 
 
-def test_a_send_reaches_the_bell_of_its_user_only_and_the_sse_stream_too(stack):
-    api = Api(stack)
+def test_a_send_reaches_the_bell_of_its_user_only_and_the_sse_stream_too(port):
+    api = Api(port)
     make_recipient("alice")
     make_recipient("bob")
     alice_token = api.token("alice")
-    with Bell(stack, alice_token) as alice, Bell(stack, api.token("bob")) as bob:
+    with Bell(port, alice_token) as alice, Bell(port, api.token("bob")) as bob:
         assert alice.next() == {"type": "hello", "v": 1}
         assert alice.next_of("unread_count")["count"] == 0
         bob.next_of("unread_count")
         with httpx.stream(
-            "GET", f"http://127.0.0.1:{stack}/api/v1/me/stream", params={"token": alice_token}, timeout=10
+            "GET", f"http://127.0.0.1:{port}/api/v1/me/stream", params={"token": alice_token}, timeout=10
         ) as sse:
             lines = sse.iter_lines()
             assert next(lines) == "retry: 3000"
@@ -110,11 +136,11 @@ def _sse_event(lines) -> tuple[str, str | None, dict]:
     raise AssertionError("the stream ended")
 
 
-def test_resume_replays_the_missed_ones_in_order_then_live_ones_without_duplicates(stack):
-    api = Api(stack)
+def test_resume_replays_the_missed_ones_in_order_then_live_ones_without_duplicates(port):
+    api = Api(port)
     make_recipient("alice")
     token = api.token("alice")
-    with Bell(stack, token) as bell:
+    with Bell(port, token) as bell:
         bell.next_of("unread_count")
         first = api.send("alice")
         cursor = bell.next_of("notification")["cursor"]
@@ -126,7 +152,7 @@ def test_resume_replays_the_missed_ones_in_order_then_live_ones_without_duplicat
     # Reconnect with the cursor while another notification is being sent.
     live: list[str] = []
     sender = threading.Thread(target=lambda: live.append(api.send("alice")))
-    with Bell(stack, token) as bell:
+    with Bell(port, token) as bell:
         bell.next_of("hello")
         sender.start()
         bell.send({"type": "resume", "cursor": cursor})
@@ -143,39 +169,28 @@ def test_resume_replays_the_missed_ones_in_order_then_live_ones_without_duplicat
 
 
 @pytest.mark.parametrize("how", ["forged", "expired", "garbage", "silent_first_message", "wrong_first_message"])
-def test_a_bad_token_is_closed_with_4401_before_any_data(tmp_path, how, settings):
-    daphne, port = start_daphne(tmp_path, INAPP_AUTH_TIMEOUT_SECONDS="1")
-    try:
-        if how == "forged":
-            import jwt
-
-            token = jwt.encode({"sub": "alice", "aud": user_tokens.AUDIENCE, "exp": int(time.time()) + 60}, "not-our-key")
-        elif how == "expired":
-            import jwt
-
-            claims = {"sub": "alice", "aud": user_tokens.AUDIENCE, "exp": int(time.time()) - 3600}
-            token = jwt.encode(claims, settings.USER_TOKEN_KEYS[0])
-        else:
-            token = "not.a.token"
-        if how in ("forged", "expired", "garbage"):
-            bell = Bell(port, token)
-        else:
-            bell = Bell(port)
-            if how == "wrong_first_message":
-                bell.send({"type": "ping"})
-        code, received = bell.closed_code()
-        assert code == 4401
-        assert received == []
-    finally:
-        daphne.stop()
+def test_a_bad_token_is_closed_with_4401_before_any_data(port, how, settings):
+    if how == "forged":
+        claims = {"sub": "alice", "aud": user_tokens.AUDIENCE, "exp": int(time.time()) + 60}
+        token = jwt.encode(claims, "not-our-key-but-as-long-as-one-of-ours")
+    elif how == "expired":
+        claims = {"sub": "alice", "aud": user_tokens.AUDIENCE, "exp": int(time.time()) - 3600}
+        token = jwt.encode(claims, settings.USER_TOKEN_KEYS[0])
+    else:
+        token = "not.a.token"
+    if how in ("forged", "expired", "garbage"):
+        bell = Bell(port, token)
+    else:
+        bell = Bell(port)  # the token must then come in the first message, within a second here
+        if how == "wrong_first_message":
+            bell.send({"type": "ping"})
+    code, received = bell.closed_code()
+    assert code == 4401
+    assert received == []
 
 
-def test_the_token_may_come_in_the_first_message(tmp_path, demo_catalog):
-    daphne, port = start_daphne(tmp_path)
-    try:
-        with Bell(port) as bell:
-            bell.send({"type": "auth", "token": user_tokens.issue("alice").token})
-            assert bell.next() == {"type": "hello", "v": 1}
-            assert bell.next_of("unread_count")["count"] == 0
-    finally:
-        daphne.stop()
+def test_the_token_may_come_in_the_first_message(port):
+    with Bell(port) as bell:
+        bell.send({"type": "auth", "token": user_tokens.issue("alice").token})
+        assert bell.next() == {"type": "hello", "v": 1}
+        assert bell.next_of("unread_count")["count"] == 0

@@ -17,7 +17,8 @@ class Bell:
         if cursor:
             query.append(f"cursor={cursor}")
         url = f"ws://127.0.0.1:{port}/ws/notifications/" + (f"?{'&'.join(query)}" if query else "")
-        self.ws: ClientConnection = connect(url, open_timeout=10)
+        self._connection = connect(url, open_timeout=10)
+        self.ws: ClientConnection = self._connection.__enter__()
         self.frames: list[dict] = []
 
     def send(self, message: dict) -> None:
@@ -49,7 +50,7 @@ class Bell:
             return (closed.rcvd.code if closed.rcvd else closed.sent.code if closed.sent else 1006), received
 
     def close(self) -> None:
-        self.ws.close()
+        self._connection.__exit__(None, None, None)
 
     def __enter__(self) -> Bell:
         return self
