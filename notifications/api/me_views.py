@@ -47,7 +47,11 @@ def _ids(raw: list[str], field: str = "ids") -> list[str]:
 
 
 def _one(notification_id: str) -> str:
-    return _ids([notification_id], "notification_id")[0]
+    try:
+        inbox.parse_id(notification_id)
+    except inbox.InvalidCursor as exc:
+        raise _bad("notification_id", "invalid_id", str(exc)) from None
+    return notification_id
 
 
 _ID_PARAM = OpenApiParameter("notification_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
