@@ -122,7 +122,7 @@ def _item_action_view(action: str) -> type[UserApiView]:
 
     class View(UserApiView):
         @responds(
-            {200: MarkResult, **errors(404)}, operation_id=f"{action}_my_inbox_item", parameters=[_ID_PARAM],
+            {200: MarkResult, **errors(404)}, operation_id=f"{action}_my_inbox_item", parameters=[_ID_PARAM], request=None,
             summary=f"Mark one of my items {action if action != 'archive' else 'archived'}",
         )  # fmt: skip
         def post(self, request, notification_id: str):
@@ -157,6 +157,8 @@ MANY_ACTION_VIEWS = {action: _many_action_view(action) for action in _ACTIONS}
 
 
 class ReadAllView(UserApiView):
-    @responds({200: MarkResult, **errors()}, operation_id="read_all_my_inbox", summary="Mark my whole inbox read")
+    @responds(
+        {200: MarkResult, **errors()}, operation_id="read_all_my_inbox", summary="Mark my whole inbox read", request=None
+    )
     def post(self, request):
         return _marked(self.user_id, inbox.mark_all_read(self.user_id))
