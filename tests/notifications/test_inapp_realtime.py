@@ -11,12 +11,13 @@ import pytest
 
 from config.queues import channel_queues
 from config.redis import get_redis
+from delivery.services import presence
 from notifications.models import InboxItem
 from notifications.services import catalog, user_tokens
 from templates_app.rendering import template_catalog
 from tests.support.bell import Bell
 from tests.support.factories import make_key, make_recipient, send_body
-from tests.support.processes import start_daphne, start_worker, wait_for
+from tests.support.processes import BANNER, start_daphne, start_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(databases="__all__", transaction=True), pytest.mark.timeout(120)]
 
@@ -31,28 +32,35 @@ def _fresh_process_state():
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, django_db_setup, django_db_blocker):
-    """One Daphne and one inapp worker for the module (each takes seconds to start)."""
+def servers(tmp_path_factory, django_db_setup, django_db_blocker):
+    """Two Daphne processes and one inapp worker for the module, started side by side (each
+    takes seconds); stopped with SIGKILL, as nothing they hold needs a clean shutdown."""
     client = get_redis()
     client.flushdb()
     tmp_path = tmp_path_factory.mktemp("inapp")
-    daphne, port = start_daphne(tmp_path, INAPP_AUTH_TIMEOUT_SECONDS="1")
+    started = []
     try:
-        worker = start_worker(tmp_path, channel_queues("inapp"))
-    except BaseException:
-        daphne.stop()
-        raise
-    try:
-        yield port
+        for _ in range(2):
+            started.append(start_daphne(tmp_path, wait=False, INAPP_AUTH_TIMEOUT_SECONDS="1"))
+        started.append((start_worker(tmp_path, channel_queues("inapp")), None))
+        for process, _ in started[:2]:
+            process.wait_for_log(BANNER, timeout=60)
+        yield started[0][1], started[1][1]
     finally:
-        worker.stop()
-        daphne.stop()
+        for process, _ in started:
+            process.kill_group()
         client.flushdb()
 
 
 @pytest.fixture
-def port(stack, demo_catalog) -> int:
-    return stack
+def port(servers, demo_catalog) -> int:
+    return servers[0]
+
+
+@pytest.fixture
+def second_port(servers) -> int:
+    """Another Daphne process on the same Redis (connection routing across servers)."""
+    return servers[1]
 
 
 class Api:
@@ -148,6 +156,8 @@ def test_resume_replays_the_missed_ones_in_order_then_live_ones_without_duplicat
     # Offline: these stay in the inbox (nobody to publish to).
     missed = [api.send("alice") for _ in range(3)]
     wait_for(lambda: all(api.sent(i) for i in missed), message="the missed ones sent")
+    stored = InboxItem.objects.for_user("alice").filter(notification_id__in=missed)
+    assert [item.delivered_at for item in stored] == [None] * 3  # nobody to deliver to
 
     # Reconnect with the cursor while another notification is being sent.
     live: list[str] = []
@@ -168,25 +178,65 @@ def test_resume_replays_the_missed_ones_in_order_then_live_ones_without_duplicat
     assert [f["id"] for f in bell.frames if f["type"] == "notification"] == [*received, marker]
 
 
-@pytest.mark.parametrize("how", ["forged", "expired", "garbage", "silent_first_message", "wrong_first_message"])
-def test_a_bad_token_is_closed_with_4401_before_any_data(port, how, settings):
-    if how == "forged":
-        claims = {"sub": "alice", "aud": user_tokens.AUDIENCE, "exp": int(time.time()) + 60}
-        token = jwt.encode(claims, "not-our-key-but-as-long-as-one-of-ours")
-    elif how == "expired":
-        claims = {"sub": "alice", "aud": user_tokens.AUDIENCE, "exp": int(time.time()) - 3600}
-        token = jwt.encode(claims, settings.USER_TOKEN_KEYS[0])
-    else:
-        token = "not.a.token"
-    if how in ("forged", "expired", "garbage"):
-        bell = Bell(port, token)
-    else:
-        bell = Bell(port)  # the token must then come in the first message, within a second here
-        if how == "wrong_first_message":
-            bell.send({"type": "ping"})
-    code, received = bell.closed_code()
-    assert code == 4401
-    assert received == []
+def test_ack_marks_replayed_notifications_delivered(port):
+    api = Api(port)
+    make_recipient("alice")
+    missed = api.send("alice")
+    wait_for(lambda: api.sent(missed))
+    with Bell(port, api.token("alice"), cursor=_before(missed)) as bell:
+        assert bell.next_of("notification")["id"] == missed
+        bell.send({"type": "ack", "ids": [missed]})
+        bell.send({"type": "ping"})
+        bell.next_of("pong")
+    assert InboxItem.objects.for_user("alice").get(notification_id=missed).delivered_at is not None
+
+
+def _before(notification_id: str) -> str:
+    """A cursor just before this notification (the cursor of nothing seen yet)."""
+    import uuid
+
+    return str(uuid.UUID(int=uuid.UUID(notification_id).int - 1))
+
+
+def test_sse_resumes_from_last_event_id(port):
+    api = Api(port)
+    make_recipient("alice")
+    first, second, third = (api.send("alice") for _ in range(3))
+    wait_for(lambda: api.sent(third))
+    headers = {"Authorization": f"Bearer {api.token('alice')}", "Last-Event-ID": first}
+    with httpx.stream("GET", f"http://127.0.0.1:{port}/api/v1/me/stream", headers=headers, timeout=10) as sse:
+        lines = sse.iter_lines()
+        assert [_sse_event(lines)[1] for _ in range(2)] == [second, third]
+        assert _sse_event(lines)[2] == {"type": "unread_count", "count": 3}
+
+
+def test_a_user_on_another_server_gets_what_the_worker_sent(port, second_port):
+    api = Api(port)
+    make_recipient("alice")
+    token = api.token("alice")
+    with Bell(port, token) as here, Bell(second_port, token) as there:
+        here.next_of("unread_count")
+        there.next_of("unread_count")
+        assert presence.connection_count("alice") == 2  # across both processes
+        sent = api.send("alice")
+        assert there.next_of("notification")["id"] == here.next_of("notification")["id"] == sent
+    wait_for(lambda: presence.connection_count("alice") == 0, message="both connections to leave")
+
+
+def test_a_bad_token_is_closed_with_4401_before_any_data(port, settings):
+    forged = {"sub": "alice", "aud": user_tokens.AUDIENCE, "exp": int(time.time()) + 60}
+    expired = {"sub": "alice", "aud": user_tokens.AUDIENCE, "exp": int(time.time()) - 3600}
+    for token in (
+        jwt.encode(forged, "not-our-key-but-as-long-as-one-of-ours"),
+        jwt.encode(expired, settings.USER_TOKEN_KEYS[0]),
+        "not.a.token",
+    ):
+        assert Bell(port, token).closed_code() == (4401, [])
+    # Without a token in the URL it must come in the first message (within a second here).
+    assert Bell(port).closed_code() == (4401, [])
+    wrong_first = Bell(port)
+    wrong_first.send({"type": "ping"})
+    assert wrong_first.closed_code() == (4401, [])
 
 
 def test_the_token_may_come_in_the_first_message(port):
