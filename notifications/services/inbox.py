@@ -95,16 +95,18 @@ def list_page(
 
 def items_after(user_id: str, cursor: str | None, *, limit: int) -> list[dict]:
     """What a client that saw up to ``cursor`` missed, oldest first (for resume and SSE's
-    Last-Event-ID). Without a cursor: nothing (a fresh client lists the inbox instead)."""
+    Last-Event-ID): the newest ``limit`` of them, so a client far behind is brought up to date
+    and finds the older ones in the inbox pages. Without a cursor: nothing (a fresh client
+    lists the inbox instead)."""
     if not cursor:
         return []
-    rows = (
+    rows = list(
         _items(user_id)
         .filter(notification_id__gt=parse_id(cursor), visible_at__lte=timezone.now(), archived_at__isnull=True)
-        .order_by("notification_id")
+        .order_by("-notification_id")
         .values(*ITEM_FIELDS)[:limit]
     )
-    return [item_document(r) for r in rows]
+    return [item_document(r) for r in reversed(rows)]
 
 
 def get_item(user_id: str, notification_id: str) -> dict | None:

@@ -20,7 +20,9 @@
   var button = el("bell-button"), dropdown = el("dropdown"), statusText = el("status");
 
   var items = new Map();     // id -> item, everything shown
-  var lastCursor = null;     // newest cursor seen: what a reconnect resumes from
+  // Newest cursor seen: what a (re)connect resumes from. Before anything is seen, a cursor
+  // before every id, so that what arrives between the first page and the socket is replayed.
+  var lastCursor = "00000000-0000-0000-0000-000000000000";
   var nextPage = null;       // cursor of the next (older) page
   var backoff = BACKOFF_MIN, socket = null, source = null, pinger = null, everOpened = false, failures = 0;
 
@@ -34,7 +36,7 @@
 
   function newer(a, b) { return a > b; } // cursors are UUIDv7 strings: they sort by time
 
-  function remember(cursor) { if (!lastCursor || newer(cursor, lastCursor)) lastCursor = cursor; }
+  function remember(cursor) { if (newer(cursor, lastCursor)) lastCursor = cursor; }
 
   function api(method, path, body) {
     var options = { method: method, headers: { Authorization: "Bearer " + TOKEN, Accept: "application/json" } };
@@ -111,9 +113,7 @@
     socket = new WebSocket(scheme + location.host + WS_PATH);
     socket.onopen = function () {
       // The token goes in the first message, not the URL (URLs end up in access logs).
-      var auth = { type: "auth", token: TOKEN };
-      if (lastCursor) auth.cursor = lastCursor;
-      socket.send(JSON.stringify(auth));
+      socket.send(JSON.stringify({ type: "auth", token: TOKEN, cursor: lastCursor }));
     };
     socket.onmessage = function (event) {
       var frame = JSON.parse(event.data);
@@ -142,7 +142,7 @@
   // --- Server-Sent Events fallback (EventSource reconnects and sends Last-Event-ID itself) ---
 
   function streamEvents() {
-    var url = API + "/stream?token=" + encodeURIComponent(TOKEN) + (lastCursor ? "&cursor=" + encodeURIComponent(lastCursor) : "");
+    var url = API + "/stream?token=" + encodeURIComponent(TOKEN) + "&cursor=" + encodeURIComponent(lastCursor);
     source = new EventSource(url);
     source.onopen = function () { setStatus("live (Server-Sent Events)"); };
     source.onerror = function () { setStatus("reconnecting (Server-Sent Events)…"); };
