@@ -49,6 +49,7 @@ reset:
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	./scripts/ensure_services.sh
+	./scripts/ensure_chromium.sh
 	$(PY) -m pytest
 
 ## Benchmarks (services profile on local PostgreSQL and Redis); writes bench/results/*.json.

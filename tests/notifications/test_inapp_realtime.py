@@ -16,6 +16,7 @@ from notifications.models import InboxItem
 from notifications.services import catalog, user_tokens
 from templates_app.rendering import template_catalog
 from tests.support.bell import Bell
+from tests.support.browser import HeadlessChromium
 from tests.support.factories import make_key, make_recipient, send_body
 from tests.support.processes import BANNER, start_daphne, start_worker, wait_for
 
@@ -244,3 +245,28 @@ def test_the_token_may_come_in_the_first_message(port):
         bell.send({"type": "auth", "token": user_tokens.issue("alice").token})
         assert bell.next() == {"type": "hello", "v": 1}
         assert bell.next_of("unread_count")["count"] == 0
+
+
+def test_the_bell_page_in_headless_chromium(port, tmp_path):
+    api = Api(port)
+    make_recipient("alice")
+    browser = HeadlessChromium(tmp_path)
+    try:
+        browser.open(f"http://127.0.0.1:{port}/inbox/?token={api.token('alice')}")
+        status = "(document.getElementById('status') || {}).textContent"  # null until the page is in
+        wait_for(lambda: browser.evaluate(status) == "live (WebSocket)", message="the bell to connect")
+        assert browser.evaluate("document.getElementById('badge').hidden") is True
+
+        api.send("alice", data={"name": "Ada", "order_id": "B-42"})
+        badge = "(b => b.hidden ? '' : b.textContent)(document.getElementById('badge'))"
+        wait_for(lambda: browser.evaluate(badge) == "1", message="the badge to rise")
+        browser.evaluate("document.getElementById('bell-button').click()")
+        assert "B-42" in browser.evaluate("document.querySelector('#list li.unread').textContent")
+        shot = browser.screenshot(tmp_path / "bell.png")
+        print(f"bell page screenshot: {shot}")
+
+        browser.evaluate("document.querySelector('#list li.unread').click()")  # marks it read
+        wait_for(lambda: browser.evaluate(badge) == "", message="the badge to drop")
+        assert InboxItem.objects.for_user("alice").get().read_at is not None
+    finally:
+        browser.close()
