@@ -82,7 +82,9 @@ async def run(args, api_port: int, ws_port: int, key: str) -> dict:
     headers = {"Authorization": f"Bearer {key}"}
     received: dict[str, float] = {}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=headers, limits=limits, timeout=30) as api:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{api_port}", headers=headers, limits=limits, timeout=30
+    ) as api:
         semaphore = asyncio.Semaphore(32)
 
         async def token(user: str) -> str:
@@ -94,7 +96,10 @@ async def run(args, api_port: int, ws_port: int, key: str) -> dict:
         sockets = []
         for start in range(0, len(users), 100):  # connect in waves: Daphne accepts ~hundreds/s here
             sockets += await asyncio.gather(
-                *(connect(f"ws://127.0.0.1:{ws_port}/ws/notifications/?token={t}", open_timeout=60) for t in tokens[start : start + 100])
+                *(
+                    connect(f"ws://127.0.0.1:{ws_port}/ws/notifications/?token={t}", open_timeout=60)
+                    for t in tokens[start : start + 100]
+                )
             )
 
         async def listen(ws) -> None:
@@ -155,8 +160,11 @@ async def run(args, api_port: int, ws_port: int, key: str) -> dict:
         "api_errors": errors,
         "frames_received": len(after_accept),
         "missing_frames": len(accepted) - len(after_accept),
-        "accept_to_frame_ms": {"p50": percentile(after_accept, 50), "p99": percentile(after_accept, 99),
-                               "mean": statistics.fmean(after_accept) if after_accept else None},  # fmt: skip
+        "accept_to_frame_ms": {
+            "p50": percentile(after_accept, 50),
+            "p99": percentile(after_accept, 99),
+            "mean": statistics.fmean(after_accept) if after_accept else None,
+        },  # fmt: skip
         "request_to_frame_ms": {"p50": percentile(after_schedule, 50), "p99": percentile(after_schedule, 99)},
     }
 
@@ -172,7 +180,13 @@ def main() -> None:
     args = parser.parse_args()
 
     target = _describe(
-        Target("current", ROOT, "notify_bench_inapp", ["notify_bench_inapp_shard_0", "notify_bench_inapp_shard_1"], args.redis_db)
+        Target(
+            "current",
+            ROOT,
+            "notify_bench_inapp",
+            ["notify_bench_inapp_shard_0", "notify_bench_inapp_shard_1"],
+            args.redis_db,
+        )
     )
     print(f"preparing databases and {args.clients} recipients...", flush=True)
     prepare(target, args.clients)

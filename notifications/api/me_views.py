@@ -158,7 +158,10 @@ MANY_ACTION_VIEWS = {action: _many_action_view(action) for action in _ACTIONS}
 
 class ReadAllView(UserApiView):
     @responds(
-        {200: MarkResult, **errors()}, operation_id="read_all_my_inbox", summary="Mark my whole inbox read", request=None
+        {200: MarkResult, **errors()},
+        operation_id="read_all_my_inbox",
+        summary="Mark my whole inbox read",
+        request=None,
     )
     def post(self, request):
         return _marked(self.user_id, inbox.mark_all_read(self.user_id))

@@ -52,9 +52,7 @@ class LiveSession:
     async def missed(self, cursor: str) -> list[dict]:
         """``notification`` frames of what came after ``cursor``, oldest first (not yet sent
         on this connection). Raises inbox.InvalidCursor for a cursor that is not ours."""
-        items = await database_sync_to_async(inbox.items_after)(
-            self.user_id, cursor, limit=settings.INAPP_REPLAY_LIMIT
-        )
+        items = await database_sync_to_async(inbox.items_after)(self.user_id, cursor, limit=settings.INAPP_REPLAY_LIMIT)
         return [notification_frame(item) for item in items if self.first_time(item["id"])]
 
     async def unread_count(self) -> dict:

@@ -90,7 +90,10 @@ def test_another_users_items_are_not_found(api):
     for action in ("read", "seen", "archive"):
         response = bob.post(f"/api/v1/me/inbox/{theirs}/{action}")
         assert response.status_code == 404 and response.json()["code"] == "not_found"
-    assert bob.post("/api/v1/me/inbox/read", {"ids": [theirs]}, format="json").json() == {"changed": 0, "unread_count": 0}
+    assert bob.post("/api/v1/me/inbox/read", {"ids": [theirs]}, format="json").json() == {
+        "changed": 0,
+        "unread_count": 0,
+    }
     assert bob.post("/api/v1/me/inbox/read-all").json()["changed"] == 0
     assert ids(bob.get("/api/v1/me/inbox")) == []
     assert me("alice").get(f"/api/v1/me/inbox/{theirs}").json()["read"] is False

@@ -9,7 +9,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("user_id")
-        parser.add_argument("--ttl", type=int, default=None, help="Lifetime in seconds (default USER_TOKEN_TTL_SECONDS)")
+        parser.add_argument(
+            "--ttl", type=int, default=None, help="Lifetime in seconds (default USER_TOKEN_TTL_SECONDS)"
+        )
 
     def handle(self, *args, user_id: str, ttl: int | None, **options):
         try:
