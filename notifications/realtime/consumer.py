@@ -131,7 +131,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if ids is None:
             await self._error("invalid_ids", f"ids: must be 1 to {MAX_IDS} notification ids")
             return
-        await database_sync_to_async(inbox.mark_delivered)(self.session.user_id, ids)
+        await database_sync_to_async(inbox.acknowledge)(self.session.user_id, ids)
 
     async def _client_read(self, content) -> None:
         ids = self._ids(content)

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from config.sharding import shard_for_user
 from delivery.providers.inapp import created_at
+from delivery.services.confirmations import confirm_delivered
 from notifications.models import InboxCounter, InboxItem
 
 ITEM_FIELDS = (
@@ -196,6 +197,19 @@ def mark_delivered(user_id: str, notification_ids: Iterable[str]) -> int:
     return (
         _items(user_id).filter(notification_id__in=ids, delivered_at__isnull=True).update(delivered_at=timezone.now())
     )
+
+
+def acknowledge(user_id: str, notification_ids: Iterable[str]) -> int:
+    """The user's bell or app confirms it has these (the protocol's ``ack``): the items are
+    delivered, and so are their in-app deliveries (the status API shows ``delivered``). Only
+    the caller's own: ids of other users' items change nothing."""
+    ids = _ids(notification_ids)
+    alias = shard_for_user(user_id)
+    own = list(_items(user_id).filter(notification_id__in=ids).values_list("notification_id", flat=True))
+    if not own:
+        return 0
+    mark_delivered(user_id, own)
+    return confirm_delivered(alias, "inapp", own)
 
 
 def archive(user_id: str, notification_ids: Iterable[str]) -> int:

@@ -179,7 +179,7 @@ def test_resume_replays_the_missed_ones_in_order_then_live_ones_without_duplicat
     assert [f["id"] for f in bell.frames if f["type"] == "notification"] == [*received, marker]
 
 
-def test_ack_marks_replayed_notifications_delivered(port):
+def test_ack_marks_replayed_notifications_and_their_deliveries_delivered(port):
     api = Api(port)
     make_recipient("alice")
     missed = api.send("alice")
@@ -190,6 +190,8 @@ def test_ack_marks_replayed_notifications_delivered(port):
         bell.send({"type": "ping"})
         bell.next_of("pong")
     assert InboxItem.objects.for_user("alice").get(notification_id=missed).delivered_at is not None
+    status = api.http.get(f"/api/v1/notifications/{missed}").json()
+    assert [c["status"] for c in status["channels"]] == ["delivered"]  # the in-app delivery, confirmed
 
 
 def _before(notification_id: str) -> str:
