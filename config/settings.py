@@ -234,7 +234,8 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # In memory, publishable from the in-process worker's thread (config/channel_layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "config.channel_layers.ServerLoopInMemoryChannelLayer"}}
 
 # How long API clients, notification types and templates are cached in each process.
 # Saves through the ORM clear the local copy at once; other processes see a change within this.
