@@ -173,7 +173,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if self.session is None or not self.session.first_time(frame["id"]):
             return
         await self.send_json(frame)
-        await self.send_json(await self.session.unread_count())
+        await self.send_json(await self.session.count_after(event))
 
     async def inbox_changed(self, event) -> None:
         if self.session is not None:

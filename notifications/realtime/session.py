@@ -23,6 +23,7 @@ class LiveSession:
         self.connection_id = uuid.uuid4().hex
         self.groups = (user_group(user_id), BROADCAST_GROUP)
         self._sent: OrderedDict[str, None] = OrderedDict()
+        self.count = 0  # the unread count last sent
 
     async def join(self, layer, channel_name: str) -> None:
         # Join before reading anything to replay: whatever is published from now on reaches
@@ -56,7 +57,17 @@ class LiveSession:
         return [notification_frame(item) for item in items if self.first_time(item["id"])]
 
     async def unread_count(self) -> dict:
-        return {"type": "unread_count", "count": await database_sync_to_async(inbox.unread_count)(self.user_id)}
+        self.count = await database_sync_to_async(inbox.unread_count)(self.user_id)
+        return {"type": "unread_count", "count": self.count}
+
+    async def count_after(self, event: dict) -> dict:
+        """The ``unread_count`` to send after a live notification. A broadcast reaches every
+        connection at once: each adds one to the count it last sent instead of asking the
+        database (a user who read it elsewhere is corrected by the next count)."""
+        if event.get("broadcast"):
+            self.count += 1
+            return {"type": "unread_count", "count": self.count}
+        return await self.unread_count()
 
 
 FRAME_FIELDS = ("id", "title", "body", "action_url", "category", "created_at", "cursor")

@@ -87,7 +87,7 @@ async def _events(session: LiveSession, cursor: str | None) -> AsyncIterator[byt
                 frame = message["frame"]
                 if session.first_time(frame["id"]):
                     yield _event("notification", frame, frame["cursor"])
-                    yield _event("unread_count", await session.unread_count())
+                    yield _event("unread_count", await session.count_after(message))
             elif message.get("type") == "inbox.changed":
                 yield _event("unread_count", await session.unread_count())
     finally:

@@ -27,6 +27,7 @@ from config.sharding import shard_for_user
 from delivery.providers.inapp import created_at
 from delivery.services.confirmations import confirm_delivered
 from notifications.models import InboxCounter, InboxItem
+from notifications.services import broadcasts
 
 ITEM_FIELDS = (
     "notification_id", "type_key", "category", "title", "body", "action_url", "delivered_at", "seen_at", "read_at",
@@ -88,10 +89,17 @@ def list_page(
         query = query.filter(read_at__isnull=True)
     if category:
         query = query.filter(category=category)
-    rows = list(query.order_by("-notification_id").values(*ITEM_FIELDS)[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page([item_document(r) for r in rows], str(rows[-1]["notification_id"]) if more and rows else None)
+    documents = [item_document(r) for r in query.order_by("-notification_id").values(*ITEM_FIELDS)[: limit + 1]]
+    # Broadcasts for everyone, merged by id (both UUIDv7: by time).
+    bound = parse_id(before) if before else None
+    for broadcast, state in broadcasts.visible(user_id):
+        if (bound is None or broadcast.id < bound) and not (unread_only and state.read):
+            if category is None or broadcast.category == category:
+                documents.append(broadcasts.document(broadcast, state))
+    documents.sort(key=lambda d: uuid.UUID(d["id"]), reverse=True)
+    more = len(documents) > limit
+    documents = documents[:limit]
+    return Page(documents, documents[-1]["cursor"] if more and documents else None)
 
 
 def items_after(user_id: str, cursor: str | None, *, limit: int) -> list[dict]:
@@ -101,35 +109,38 @@ def items_after(user_id: str, cursor: str | None, *, limit: int) -> list[dict]:
     lists the inbox instead)."""
     if not cursor:
         return []
-    rows = list(
+    after = parse_id(cursor)
+    rows = (
         _items(user_id)
-        .filter(notification_id__gt=parse_id(cursor), visible_at__lte=timezone.now(), archived_at__isnull=True)
+        .filter(notification_id__gt=after, visible_at__lte=timezone.now(), archived_at__isnull=True)
         .order_by("-notification_id")
         .values(*ITEM_FIELDS)[:limit]
     )
-    return [item_document(r) for r in reversed(rows)]
+    documents = [item_document(r) for r in rows]
+    documents += [broadcasts.document(b, state) for b, state in broadcasts.visible(user_id) if b.id > after]
+    documents.sort(key=lambda d: uuid.UUID(d["id"]), reverse=True)
+    return documents[:limit][::-1]
 
 
 def get_item(user_id: str, notification_id: str) -> dict | None:
     """The caller's own item, or None (another user's id is as unknown as a made-up one)."""
-    row = (
-        _items(user_id)
-        .filter(notification_id=parse_id(notification_id), archived_at__isnull=True)
-        .values(*ITEM_FIELDS)
-        .first()
-    )
-    return item_document(row) if row else None
+    wanted = parse_id(notification_id)
+    row = _items(user_id).filter(notification_id=wanted, archived_at__isnull=True).values(*ITEM_FIELDS).first()
+    if row:
+        return item_document(row)
+    return next((broadcasts.document(b, s) for b, s in broadcasts.visible(user_id) if b.id == wanted), None)
 
 
 def unread_count(user_id: str) -> int:
     alias = shard_for_user(user_id)
     stored = InboxCounter.objects.using(alias).filter(user_id=user_id).values_list("unread", flat=True).first() or 0
+    from_broadcasts = broadcasts.unread(user_id)
     if not stored:
-        return 0
+        return from_broadcasts
     not_yet_visible = (
         _items(user_id).filter(visible_at__gt=timezone.now(), read_at__isnull=True, archived_at__isnull=True).count()
     )
-    return max(stored - not_yet_visible, 0)
+    return max(stored - not_yet_visible, 0) + from_broadcasts
 
 
 def add_unread(alias: str, counts: dict[str, int]) -> None:
@@ -169,7 +180,7 @@ def mark_read(user_id: str, notification_ids: Iterable[str]) -> int:
             .update(read_at=timezone.now())
         )
         _subtract(alias, user_id, changed)
-    return changed
+    return changed + broadcasts.mark(user_id, ids, "read_at")
 
 
 def mark_all_read(user_id: str) -> int:
@@ -182,12 +193,14 @@ def mark_all_read(user_id: str) -> int:
             .update(read_at=now)
         )
         _subtract(alias, user_id, changed)
-    return changed
+    unread_broadcasts = [b.id for b, state in broadcasts.visible(user_id) if not state.read]
+    return changed + broadcasts.mark(user_id, unread_broadcasts, "read_at")
 
 
 def mark_seen(user_id: str, notification_ids: Iterable[str]) -> int:
     ids = _ids(notification_ids)
-    return _items(user_id).filter(notification_id__in=ids, seen_at__isnull=True).update(seen_at=timezone.now())
+    changed = _items(user_id).filter(notification_id__in=ids, seen_at__isnull=True).update(seen_at=timezone.now())
+    return changed + broadcasts.mark(user_id, ids, "seen_at")
 
 
 def mark_delivered(user_id: str, notification_ids: Iterable[str]) -> int:
@@ -220,7 +233,8 @@ def archive(user_id: str, notification_ids: Iterable[str]) -> int:
         query = _items(user_id).filter(notification_id__in=ids, archived_at__isnull=True)
         unread = query.filter(read_at__isnull=True).update(archived_at=now)
         _subtract(alias, user_id, unread)
-        return unread + query.update(archived_at=now)
+        changed = unread + query.update(archived_at=now)
+    return changed + broadcasts.mark(user_id, ids, "archived_at")
 
 
 def forget_unread(alias: str, notification_ids: list[uuid.UUID]) -> None:

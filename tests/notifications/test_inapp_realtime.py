@@ -13,7 +13,7 @@ from config.queues import channel_queues
 from config.redis import get_redis
 from delivery.services import presence
 from notifications.models import InboxItem
-from notifications.services import catalog, user_tokens
+from notifications.services import broadcasts, catalog, user_tokens
 from templates_app.rendering import template_catalog
 from tests.support.bell import Bell
 from tests.support.browser import HeadlessChromium
@@ -272,3 +272,14 @@ def test_the_bell_page_in_headless_chromium(port, tmp_path):
         assert InboxItem.objects.for_user("alice").get().read_at is not None
     finally:
         browser.close()
+
+
+def test_a_broadcast_reaches_every_connected_user(port):
+    api = Api(port)
+    with Bell(port, api.token("alice")) as alice, Bell(port, api.token("bob")) as bob:
+        alice.next_of("unread_count")
+        bob.next_of("unread_count")
+        broadcast = str(broadcasts.create(title="Maintenance tonight").id)
+        for bell in (alice, bob):
+            assert bell.next_of("notification")["id"] == broadcast
+            assert bell.next_of("unread_count")["count"] == 1
