@@ -53,6 +53,7 @@ TEST_PROCESSES ?= 2
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	./scripts/ensure_services.sh
+	./scripts/ensure_chromium.sh
 	$(PY) -m pytest $(if $(filter 0,$(TEST_PROCESSES)),,-n $(TEST_PROCESSES) --dist loadfile)
 
 ## Benchmarks (services profile on local PostgreSQL and Redis); writes bench/results/*.json.

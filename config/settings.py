@@ -234,7 +234,8 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # In memory, publishable from the in-process worker's thread (config/channel_layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "config.channel_layers.ServerLoopInMemoryChannelLayer"}}
 
 # How long API clients, notification types and templates are cached in each process.
 # Saves through the ORM clear the local copy at once; other processes see a change within this.
@@ -367,12 +368,14 @@ NOTIFY_PROVIDER_CLASSES = {
     "sendgrid": "delivery.providers.sendgrid.SendGridProvider",
     "twilio": "delivery.providers.twilio.TwilioProvider",
     "fcm": "delivery.providers.fcm.FcmProvider",
+    "inapp": "delivery.providers.inapp.InAppProvider",
 }
 # Each channel's providers in order of preference, e.g. EMAIL_PROVIDERS=sendgrid,console: the
 # next takes over while one is unavailable (its circuit is open). Console by default in every
 # profile; a configured provider without its credentials stops every process at start-up.
 NOTIFY_PROVIDERS = {
-    channel: env_list(f"{channel.upper()}_PROVIDERS") or [env(f"{channel.upper()}_PROVIDER", "console")]
+    channel: env_list(f"{channel.upper()}_PROVIDERS")
+    or [env(f"{channel.upper()}_PROVIDER", "inapp" if channel == "inapp" else "console")]
     for channel in CHANNELS
 }
 # Each call to a provider's API must finish within this (well within the delivery lease, so
@@ -475,6 +478,19 @@ USER_TOKEN_KEYS = env_list("USER_TOKEN_KEYS") or [
 ]
 USER_TOKEN_TTL_SECONDS = env_int("USER_TOKEN_TTL_SECONDS", 3600)
 USER_TOKEN_MAX_TTL_SECONDS = env_int("USER_TOKEN_MAX_TTL_SECONDS", 24 * 3600)
+
+# --- In-app real time (the bell) ----------------------------------------------------------------
+
+# A live connection counts as present for this long after its last heartbeat; connections
+# refresh every PRESENCE_HEARTBEAT_SECONDS (and on every client ping).
+PRESENCE_TTL_SECONDS = env_float("PRESENCE_TTL_SECONDS", 60.0)
+PRESENCE_HEARTBEAT_SECONDS = env_float("PRESENCE_HEARTBEAT_SECONDS", 20.0)
+# A WebSocket must authenticate (token in the query string or first message) within this.
+INAPP_AUTH_TIMEOUT_SECONDS = env_float("INAPP_AUTH_TIMEOUT_SECONDS", 10.0)
+# Most notifications one resume (or one SSE reconnect) replays; older ones are in the inbox.
+INAPP_REPLAY_LIMIT = env_int("INAPP_REPLAY_LIMIT", 500)
+INBOX_PAGE_SIZE = env_int("INBOX_PAGE_SIZE", 20)
+INBOX_MAX_PAGE_SIZE = env_int("INBOX_MAX_PAGE_SIZE", 100)
 
 # --- Demo data (embedded profile) ------------------------------------------------------------
 

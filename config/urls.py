@@ -4,10 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz, readyz
 from config.views import landing
+from notifications.realtime.pages import inbox_page
 
 urlpatterns = [
     path("", landing, name="landing"),
     path("admin/", admin.site.urls),
+    path("inbox/", inbox_page, name="inbox"),
     path("api/v1/", include("notifications.api.urls")),
     # Signed provider callbacks (SendGrid events, Twilio status): no API key, no CSRF token.
     path("webhooks/", include("delivery.webhooks")),

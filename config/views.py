@@ -11,6 +11,11 @@ API_ENDPOINTS = [
     ("GET", "/api/v1/notifications/{id}", "a notification's status, per channel"),
     ("PUT / GET", "/api/v1/recipients/{user_id}", "how to reach a user: email, phone, locale, time zone"),
     ("GET / POST / DELETE", "/api/v1/recipients/{user_id}/devices", "a user's push devices"),
+    ("POST", "/api/v1/recipients/{user_id}/token", "a short-lived token for one of your users (bell, inbox)"),
+    ("GET", "/api/v1/me/inbox", "the token's user's inbox (user-token auth), newest first"),
+    ("GET", "/api/v1/me/stream", "the same user's live notifications as Server-Sent Events"),
+    ("WS", "/ws/notifications/", "live notifications over a WebSocket (docs/inapp-protocol.md)"),
+    ("GET", "/inbox/?token=…", "the bell page: the reference in-app client"),
 ]
 
 

@@ -6,4 +6,4 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self) -> None:
-        from notifications import signals  # noqa: F401
+        from notifications import receivers, signals  # noqa: F401

@@ -69,6 +69,7 @@ class ApiScope(models.TextChoices):
     SEND = "send", "send notifications"
     STATUS = "status", "read notification status"
     RECIPIENTS = "recipients", "manage recipients and devices"
+    TOKENS = "tokens", "issue end-user tokens (bell, inbox)"
 
 
 ALL_SCOPES = [scope.value for scope in ApiScope]
@@ -179,7 +180,65 @@ class InboxItem(ShardedModel):
     archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user_id", "notification_id"], name="inbox_user_idx")]
+        indexes = [
+            models.Index(fields=["user_id", "notification_id"], name="inbox_user_idx"),
+            # The few scheduled items not visible yet, subtracted from the unread counter.
+            models.Index(fields=["user_id", "visible_at"], name="inbox_user_visible_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title or self.type_key} for {self.user_id}"
+
+
+class InboxCounter(ShardedModel):
+    """A user's unread (and unarchived) inbox items, kept in the same transaction as every
+    change to them, so the bell's badge is one primary-key read, never a COUNT over the inbox.
+    Items scheduled for later are counted from the start; the inbox service subtracts the
+    few not visible yet."""
+
+    user_id = models.CharField(max_length=64, primary_key=True)
+    unread = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.unread} unread for {self.user_id}"
+
+
+class Broadcast(models.Model):
+    """An in-app notification for everyone: one row in the global database however many users
+    there are (fan-out on read). Inboxes merge the active ones with their own items by time;
+    a user's read/seen/archived state is written only when they act on it
+    (:class:`BroadcastState`). Campaigns create them (``notifications.services.broadcasts``)."""
+
+    id = models.UUIDField(primary_key=True, editable=False, help_text="UUIDv7: sorts with inbox items by time")
+    title = models.CharField(max_length=500)
+    body = models.TextField(blank=True)
+    action_url = models.CharField(max_length=500, blank=True)
+    category = models.CharField(max_length=16, choices=Category.choices, default=Category.SYSTEM)
+    sender = models.CharField(max_length=64, blank=True, help_text="campaign:<id> or system:<name>")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="empty: shown until archived by each user")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class BroadcastState(ShardedModel):
+    """One user's state of one broadcast, written lazily (a broadcast nobody opened has none)."""
+
+    user_id = models.CharField(max_length=64)
+    broadcast_id = models.UUIDField()
+    seen_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "broadcast_id"], name="uniq_broadcast_state_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"broadcast {self.broadcast_id} for {self.user_id}"

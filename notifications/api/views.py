@@ -19,6 +19,7 @@ from notifications import rules
 from notifications.api.auth import HasScope
 from notifications.api.convert import bulk_response, send_requests, send_response
 from notifications.api.errors import ApiError, item_path
+from notifications.api.inbox_schemas import UserTokenRequest, UserTokenResponse
 from notifications.api.openapi import errors, responds
 from notifications.errors import DomainError
 from notifications.schemas import (
@@ -34,7 +35,7 @@ from notifications.schemas import (
     SendNotificationRequest,
     SendNotificationResponse,
 )
-from notifications.services import recipients
+from notifications.services import recipients, user_tokens
 from notifications.services.send import send, send_one
 from notifications.services.sending import Sender
 from notifications.services.status import notification_status
@@ -246,3 +247,26 @@ class RecipientDevicesView(ServiceApiView):
         if not devices.remove_device(user_id, token=token):
             raise ApiError(404, "not_found", "no such device")
         return Response(status=204)
+
+
+class RecipientTokenView(ServiceApiView):
+    required_scopes = {"POST": "tokens"}
+
+    @responds(
+        {201: UserTokenResponse, **errors(415)},
+        operation_id="issue_user_token",
+        summary="Issue a short-lived token for one of your users (the bell, the inbox API)",
+        description="Hand it to that user's browser or app: it grants that user's own inbox, nothing else.",
+        parameters=[_USER_ID_PARAM],
+        request=UserTokenRequest,
+    )
+    def post(self, request, user_id: str):
+        user_id = _user_id(user_id)
+        ttl = None
+        if request.META.get("CONTENT_LENGTH", "0") not in ("", "0"):
+            ttl = self.parse(request, UserTokenRequest).ttl_seconds
+        if ttl is not None and ttl > settings.USER_TOKEN_MAX_TTL_SECONDS:
+            message = f"must be at most {settings.USER_TOKEN_MAX_TTL_SECONDS}"
+            raise ApiError(400, "invalid_request", f"ttl_seconds: {message}", [("ttl_seconds", "too_long", message)])
+        issued = user_tokens.issue(user_id, ttl_seconds=ttl)
+        return Response({"token": issued.token, "user_id": issued.user_id, "expires_at": issued.expires_at}, status=201)

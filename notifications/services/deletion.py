@@ -17,6 +17,7 @@ from django.db import transaction
 from config.sharding import parse_routable_id, shard_for_id
 from delivery.models import Delivery
 from notifications.models import InboxItem, Notification
+from notifications.services import inbox
 
 
 def delete_notifications(notification_ids: Iterable[uuid.UUID | str]) -> int:
@@ -35,6 +36,7 @@ def delete_notifications(notification_ids: Iterable[uuid.UUID | str]) -> int:
             if not found:
                 continue
             Delivery.objects.using(alias).filter(notification_id__in=found).delete()
+            inbox.forget_unread(alias, found)
             InboxItem.objects.using(alias).filter(notification_id__in=found).delete()
             deleted += Notification.objects.using(alias).filter(id__in=found).delete()[0]
     return deleted

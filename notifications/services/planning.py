@@ -137,6 +137,14 @@ def fallback_steps(
     return steps
 
 
+def _payload(prepared: PreparedSend, channel: str) -> dict | None:
+    payload = prepared.payloads.get(channel)
+    if channel == "inapp" and payload is not None:
+        # The bell's frame shows the category; the worker that publishes it reads only this.
+        payload = {**payload, "category": prepared.type.category}
+    return payload
+
+
 def plan(prepared: PreparedSend, facts: dict[str, Any], sender: Sender, now: datetime) -> PlannedNotification:
     decision = decide(prepared, facts)
     notification_id = prepared.notification_id
@@ -159,7 +167,7 @@ def plan(prepared: PreparedSend, facts: dict[str, Any], sender: Sender, now: dat
                 status=status,
                 reason=reason,
                 address=addresses.get(verdict.channel, "") if verdict.send else "",
-                payload=prepared.payloads.get(verdict.channel) if verdict.send else None,
+                payload=_payload(prepared, verdict.channel) if verdict.send else None,
                 next_attempt_at=prepared.send_at if verdict.send else None,
             )
         )

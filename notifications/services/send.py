@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
@@ -27,7 +27,7 @@ from delivery.services.publishing import publish_deliveries
 from delivery.services.records import delivery_rows
 from delivery.services.status import channel_summaries
 from notifications.errors import Unavailable
-from notifications.services import idempotency
+from notifications.services import idempotency, inbox
 from notifications.services.planning import (
     INBOX_ROW,
     NOTIFICATION_ROW,
@@ -115,6 +115,7 @@ def _write(alias: str, sender: Sender, planned: list[PlannedNotification], now: 
                 INBOX_ROW.rows([p.inbox_row for p in planned if p.inbox_row]),
             ],
         )
+        inbox.add_unread(alias, Counter(p.prepared.user_id for p in planned if p.inbox_row))
         transaction.on_commit(partial(_after_commit, alias, sender.key, planned), using=alias)
 
 

@@ -255,3 +255,20 @@ def start_procfile_process(tmp_path: Path, name: str, **env: str) -> ManagedProc
     child_env["PATH"] = f"{Path(sys.executable).parent}:{child_env.get('PATH', '')}"
     argv = ["/bin/bash", "-c", f"exec env {process.command}"]
     return ManagedProcess(argv, child_env, tmp_path / f"{name}-{uuid.uuid4().hex[:6]}.log")
+
+
+def start_daphne(tmp_path: Path, *, wait: bool = True, **env: str) -> tuple[ManagedProcess, int]:
+    """The `ws` Procfile process (Daphne through `manage.py serve`, HTTP and WebSockets) on a
+    free port, against this test run's databases and Redis; returns once it listens (or at
+    once with ``wait=False``: then call ``wait_for_log(BANNER)``, e.g. to start several
+    processes side by side)."""
+    port = free_port()
+    argv = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    process = ManagedProcess(argv, service_env(DB_POOL="1", **env), tmp_path / f"daphne-{port}.log")
+    if wait:
+        try:
+            process.wait_for_log(BANNER, timeout=60)
+        except BaseException:
+            process.kill_group()
+            raise
+    return process, port

@@ -128,6 +128,13 @@ _DEMO_SEND = (
 )
 
 
+def _demo_user_token(user_id: str) -> str:
+    """A token for the demo user's bell page, valid as long as tokens may be (a day)."""
+    from notifications.services import user_tokens
+
+    return user_tokens.issue(user_id, ttl_seconds=settings.USER_TOKEN_MAX_TTL_SECONDS).token
+
+
 def _demo_lines(base: str) -> list[str]:
     from notifications.services.demo import demo_access
 
@@ -142,6 +149,7 @@ def _demo_lines(base: str) -> list[str]:
     else:
         lines.append("  API key        create one: python manage.py create_api_client NAME (prints the key once)")
     lines.append(f"  Data           {settings.VAR_DIR}   (start over: make reset)")
+    lines.append(f"  Bell (alice)   {base}/inbox/?token={_demo_user_token('alice')}")
     if access.api_key:
         lines += [
             "",
