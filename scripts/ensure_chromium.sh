@@ -7,10 +7,10 @@ have_chromium() { command -v chromium >/dev/null 2>&1 || command -v chromium-bro
 
 if ! have_chromium && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian's chromium for the browser test (once)..."
-  if [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
-  fi
+  as_root=""
+  [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && as_root="sudo"; }
+  install() { $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
+  # A fresh machine may have no package lists yet: fetch them once and try again.
+  install || { $as_root apt-get update -q && install; }
 fi
 have_chromium || { echo "no chromium: install Debian's chromium package (apt-get install chromium)" >&2; exit 1; }
