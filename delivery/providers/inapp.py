@@ -7,8 +7,8 @@ SSE connection of that user joins (channels_redis pub/sub in the services profil
 publish reaches every Daphne process; in memory in the embedded one). The inbox item itself
 belongs to ``notifications``, which this app does not import: the provider sends
 ``delivery.signals.inapp_published`` and ``notifications`` marks the items delivered.
-Offline users are announced with ``delivery.signals.inapp_offline``, the hook for a push
-fallback.
+Offline users' standbys (a type whose fallback chain starts with in-app, e.g. push) are
+queued at once, and offline users are announced with ``delivery.signals.inapp_offline``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from channels.layers import get_channel_layer
 
 from delivery import signals
 from delivery.providers.base import OutboundMessage, SendResult, TemporaryDeliveryError
-from delivery.services import presence
+from delivery.services import fallback, presence
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,12 @@ class InAppProvider:
                 raise TemporaryDeliveryError(f"channel layer unavailable ({type(exc).__name__})") from None
             signals.inapp_published.send(sender=type(self), messages=live)
         if offline:
+            # The item waits in the inbox; a standby behind it (the type's chain starts with
+            # in-app) goes out now. A failure here must not fail the in-app delivery itself.
+            try:
+                fallback.activate_behind_offline([m.delivery_id for m in offline])
+            except Exception:
+                logger.exception("activating the fallbacks of %d offline in-app deliveries failed", len(offline))
             signals.inapp_offline.send(sender=type(self), messages=offline)
         logger.debug("in-app: %d published live, %d left in the inbox", len(live), len(offline))
         return [

@@ -14,6 +14,10 @@ delivery it backs up on the same shard. So nothing here needs to look anything u
   those behind a delivery that was sent, or that ended without a failure (itself a standby
   ended, or purged from the dead letters).
 
+An in-app delivery to a user who is not connected is not a failure (the item waits in the
+inbox), but it is the one case where the standby behind it (e.g. ``["inapp", "push"]``) is
+wanted now: the in-app provider calls :func:`activate_behind_offline`.
+
 A delivery dead-lettered by exhausted retries does not activate its fallback: that is the
 provider failing, not the recipient, and an operator may replay it; its standby waits.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
@@ -30,6 +35,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from config.sharding import shard_for_id
 from delivery.models import SUCCESS_STATUSES, Delivery, DeliveryStatus
 from delivery.services.publishing import publish_deliveries
 
@@ -61,20 +67,47 @@ def activate(alias: str, failed_ids: Collection[uuid.UUID] | None, *, now: datet
             .filter(Q() if failed_ids is None else Q(fallback_of__in=list(failed_ids)))
             .values_list("id", "channel", "priority")
         )
-        if not rows:
-            return 0
-        Delivery.objects.using(alias).filter(id__in=[row[0] for row in rows]).update(
-            status=DeliveryStatus.QUEUED,
-            reason=FALLBACK,
-            next_attempt_at=None,
-            published_at=now,
-            republish_at=now + timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS),
-            updated_at=now,
-        )
-        # A failed publish marks the rows unpublished; the sweep publishes them within a second.
-        transaction.on_commit(lambda: publish_deliveries(alias, rows), using=alias)
-    logger.info("%d fallback deliveries activated on %s", len(rows), alias)
+        _queue(alias, rows, now)
     return len(rows)
+
+
+def activate_behind_offline(delivery_ids: Collection[uuid.UUID], *, now: datetime | None = None) -> int:
+    """Queue the standbys behind in-app deliveries whose users are offline (the type's chain
+    starts with in-app, so push or email stands in while the bell is closed). The standby
+    exists only if the preferences allowed that channel when the notification was accepted."""
+    now = now or timezone.now()
+    by_shard: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for delivery_id in delivery_ids:
+        by_shard[shard_for_id(delivery_id)].append(delivery_id)
+    activated = 0
+    for alias, ids in by_shard.items():
+        with transaction.atomic(using=alias):
+            rows = list(
+                Delivery.objects.using(alias)
+                .select_for_update()
+                .filter(fallback_of__in=ids, status=DeliveryStatus.STANDBY)
+                .values_list("id", "channel", "priority")
+            )
+            _queue(alias, rows, now)
+        activated += len(rows)
+    return activated
+
+
+def _queue(alias: str, rows: list[tuple], now: datetime) -> None:
+    """Inside the caller's transaction: standbys become queued fallbacks, published on commit."""
+    if not rows:
+        return
+    Delivery.objects.using(alias).filter(id__in=[row[0] for row in rows]).update(
+        status=DeliveryStatus.QUEUED,
+        reason=FALLBACK,
+        next_attempt_at=None,
+        published_at=now,
+        republish_at=now + timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS),
+        updated_at=now,
+    )
+    # A failed publish marks the rows unpublished; the sweep publishes them within a second.
+    transaction.on_commit(lambda: publish_deliveries(alias, rows), using=alias)
+    logger.info("%d fallback deliveries activated on %s", len(rows), alias)
 
 
 def end_unneeded(alias: str, *, now: datetime | None = None) -> int:

@@ -98,6 +98,45 @@ def test_push_without_devices_falls_back_to_email_which_is_sent(api, shards):
     assert api.get(f"{URL}/{accepted['id']}").json()["status"] == "sent"
 
 
+def test_an_offline_in_app_user_gets_the_push_standing_in_at_once(api, shards):
+    """A chain starting with in-app: while the bell is closed, push stands in; the item still
+    waits in the inbox (the in-app delivery is sent, not failed)."""
+    chain(default=("inapp",), fallback=("inapp", "push"))
+    user = user_on(shards[0])
+    make_recipient(user)
+    register_device(user, platform="android", token="tok-offline-1")
+    accepted = send(api, user)
+    planned = rows(accepted["id"])
+    assert (planned["push"].status, planned["push"].fallback_of) == ("standby", planned["inapp"].id)
+
+    assert deliver_batch([planned["inapp"].id]).outcomes == {"sent": 1}  # nobody connected
+    after = rows(accepted["id"])
+    assert (after["inapp"].status, after["inapp"].provider_message_id) == ("sent", "inbox")
+    assert (after["push"].status, after["push"].reason) == ("queued", "fallback")
+    assert deliver_batch([planned["push"].id]).outcomes == {"sent": 1}
+    channels = status_channels(api, accepted["id"])
+    assert (channels["push"]["status"], channels["push"]["fallback_of"]) == ("sent", "inapp")
+
+
+def test_an_online_in_app_user_needs_no_push(api, shards):
+    from delivery.services import presence
+
+    chain(default=("inapp",), fallback=("inapp", "push"))
+    user = user_on(shards[1])
+    make_recipient(user)
+    register_device(user, platform="android", token="tok-online-1")
+    accepted = send(api, user)
+    planned = rows(accepted["id"])
+    presence.touch(user, "connection-1")  # as an open WebSocket does
+    try:
+        assert deliver_batch([planned["inapp"].id]).outcomes == {"sent": 1}
+    finally:
+        presence.leave(user, "connection-1")
+    assert rows(accepted["id"])["push"].status == "standby"
+    sweep_shard(shards[1])
+    assert (rows(accepted["id"])["push"].status, rows(accepted["id"])["push"].reason) == ("skipped", "fallback_not_needed")
+
+
 def test_push_sent_ends_the_email_standby_as_not_needed(api, shards):
     chain(fallback=("push", "email"))
     user = user_on(shards[1])
