@@ -52,14 +52,15 @@ from bench.delivery_stream import (  # noqa: E402
     workers_ready,
 )
 from bench.loadgen import Connection  # noqa: E402
-from bench.targets import Target, _describe, prepare  # noqa: E402
+from bench.stream_measure import wait_drained  # noqa: E402
+from bench.targets import PG, Target, _describe, prepare  # noqa: E402
 from bench.ws_clients import ClientPool, raise_fd_limit  # noqa: E402
 
 SEND = "/api/v1/notifications"
 DATABASES = ("notify_ibench", "notify_ibench_shard_0", "notify_ibench_shard_1")
 REDIS_DB = 12
 PROCESSES = ("web", "ws", "worker-inapp", "worker-core", "worker-maintenance", "beat")
-TOKEN_KEY = "bench-only-user-token-key"  # the bench and the servers must agree on it
+TOKEN_KEY = "bench-only-user-token-signing-key-32-bytes-or-more"  # the bench and the servers must agree on it
 TARGETS = {"p50_ms": 30.0, "p99_ms": 150.0}
 
 
@@ -124,10 +125,20 @@ async def stream(port: int, key: str, users: list[str], rate: float, duration: f
     return sent
 
 
-def wait_until(wall: float) -> None:
-    """Give late frames a moment: the stream's last sends may still be in the workers."""
-    if (remaining := wall - time.time()) > 0:
-        time.sleep(remaining)
+def inapp_outcomes(target: Target) -> dict[str, int]:
+    """In-app deliveries by status and provider message id: ``live`` was published to the
+    user's group, ``inbox`` found the user offline (a frame the client will not get)."""
+    import psycopg
+
+    outcomes: dict[str, int] = {}
+    for name in target.shard_dbs:
+        with psycopg.connect(f"{PG}/{name}") as conn:
+            for status, message_id, count in conn.execute(
+                "SELECT status, provider_message_id, count(*) FROM delivery_delivery WHERE channel = 'inapp' GROUP BY 1, 2"
+            ).fetchall():
+                key = f"{status}:{message_id}" if message_id else status
+                outcomes[key] = outcomes.get(key, 0) + count
+    return dict(sorted(outcomes.items()))
 
 
 def analyse(sent: list[dict], frames: list[tuple[str, str, float]]) -> dict:
@@ -169,14 +180,14 @@ def analyse(sent: list[dict], frames: list[tuple[str, str, float]]) -> dict:
 def table(results: dict) -> str:
     m, c = results["measure"], results["connect"]
     cpu = results["cpu_seconds"]
-    seconds = results["settings"]["duration"]
+    seconds = results["stream_seconds"]
     lines = [
         f"\nbench/inapp_latency  commit {results['commit']}{' (dirty)' if results['commit_dirty'] else ''}  "
         f"{results['when']}  calibration {results['calibration_ms'][0]} → {results['calibration_ms'][-1]} ms",
         f"clients connected      {c['connected']:,} of {results['settings']['clients']:,} in {c['connect_seconds']} s "
         f"({c['failed']} failed, {results['closed_early']} closed early)",
-        f"offered                {results['settings']['rate']:g} sends/s × {seconds:g} s = {m['sent']} sends, "
-        f"{m['accepted']} accepted {m['statuses']}",
+        f"offered                {results['settings']['rate']:g} sends/s × {results['settings']['duration']:g} s = {m['sent']} sends, "
+        f"{m['accepted']} accepted {m['statuses']}; in-app deliveries {results['inapp_deliveries']}",
         f"API answer             p50 {m['accept_p50_ms']} ms  p99 {m['accept_p99_ms']} ms",
         f"accept → frame         p50 {m['p50_ms']} ms  p90 {m['p90_ms']} ms  p99 {m['p99_ms']} ms  max {m['max_ms']} ms",
         f"frames                 {m['frames_received']} received, lost {m['lost_frames']}, duplicated "
@@ -184,7 +195,7 @@ def table(results: dict) -> str:
         "targets                " + ", ".join(
             f"{k} ≤ {v:g} ms: {'met' if m[k] <= v else 'NOT met'}" for k, v in TARGETS.items()
         ) + f", lost = 0: {'met' if m['lost_frames'] == 0 else 'NOT met'}",
-        "CPU during the stream (s; % of one core):",
+        f"CPU during the stream ({seconds:g} s to the last answer; seconds, % of one core):",
     ]  # fmt: skip
     for name, value in sorted(cpu.items(), key=lambda kv: -kv[1]):
         if not name.startswith("machine_") and value >= 0.05:
@@ -201,7 +212,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="offered single sends/s")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of sending")
     parser.add_argument("--client-processes", type=int, default=2, help="processes holding the WebSockets")
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds after the last send for late frames")
+    parser.add_argument("--grace", type=float, default=2.0, help="seconds after the workers drained, for late frames")
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="extra env for the Procfile processes"
     )
@@ -244,7 +255,7 @@ def main() -> None:
         print(f"starting {', '.join(p.name for p in processes)} (logs in {work_dir / 'logs'})...", flush=True)
         procfile.start(processes, env, work_dir / "logs")
         wait_for("the web process to answer /readyz", lambda: web_ready(port), processes)
-        wait_for("every worker pool to answer a ping", lambda: workers_ready(pools), processes)
+        wait_for("every worker pool to answer a ping", lambda: workers_ready(pools), processes, timeout=300)
         wait_for("beat and the maintenance worker to sweep every shard", lambda: sweeps_running(env["REDIS_URL"], settings.SHARD_ALIASES), processes)  # fmt: skip
         wait_for("daphne (ws) to answer /healthz", lambda: http_get(ws_port, "/healthz")[0] == 200, processes)
         print(f"connecting {args.clients:,} WebSockets from {args.client_processes} processes...", flush=True)
@@ -264,7 +275,9 @@ def main() -> None:
         begun = time.time()
         sent = asyncio.run(stream(port, target.key, connected_users, args.rate, args.duration, "run"))
         cpu_after = accountant.snapshot()
-        wait_until(begun + args.duration + args.grace)
+        stream_seconds = time.time() - begun
+        drained, _ = wait_drained([f"{PG}/{name}" for name in target.shard_dbs], timeout=300)
+        time.sleep(args.grace)  # frames published by the last deliveries are on their way
         frames = pool.stop()
         calibration.append(calibrate())
         procfile.stop(processes)
@@ -282,6 +295,9 @@ def main() -> None:
         "closed_early": pool.closed_early,
         "measure": measure,
         "targets": TARGETS,
+        "stream_seconds": round(stream_seconds, 2),
+        "drained": drained,
+        "inapp_deliveries": inapp_outcomes(target),
         "cpu_seconds": group_delta(cpu_before, cpu_after),
         "logs": str(work_dir / "logs"),
     }

@@ -12,6 +12,7 @@ comparable with timestamps taken in other processes of this machine).
     pool = ClientPool(url, [(user_id, token), ...], processes=2)
     pool.start(); pool.wait_connected()      # -> per-process connect figures
     ...                                       # send, broadcast, measure
+    pool.frames_so_far()                      # -> notification frames received so far
     frames = pool.stop()                      # -> [(user_id, notification_id, received_wall)]
 """
 
@@ -76,12 +77,19 @@ async def _client(url: str, creds: list[tuple[str, str]], conn, in_flight: int) 
         {"connected": len(ready), "failed": len(failures), "failures": failures[:5], "started": started,
          "last_ready": max(ready) if ready else started}
     )  # fmt: skip
-    # Wait for the parent's "stop" without blocking the loop that receives the frames.
+    # Answer the parent's "count" (frames so far) until its "stop", without blocking the
+    # loop that receives the frames.
     stopped = asyncio.Event()
-    loop.add_reader(conn.fileno(), stopped.set)
+
+    def command() -> None:
+        if conn.recv() == "count":
+            conn.send(len(frames))
+        else:
+            stopped.set()
+
+    loop.add_reader(conn.fileno(), command)
     await stopped.wait()
     loop.remove_reader(conn.fileno())
-    conn.recv()
     closed_early = [f for f in failures if f.startswith("closed")]
     for task in tasks:
         task.cancel()
@@ -136,6 +144,13 @@ class ClientPool:
             "failures": [f for r in reports for f in r["failures"]][:5],
             "connect_seconds": round(max(r["last_ready"] for r in reports) - min(r["started"] for r in reports), 2),
         }
+
+    def frames_so_far(self) -> int:
+        total = 0
+        for pipe in self.pipes:
+            pipe.send("count")
+            total += pipe.recv()
+        return total
 
     def stop(self) -> list[tuple[str, str, float]]:
         for pipe in self.pipes:
