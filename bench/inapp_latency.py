@@ -125,6 +125,43 @@ async def stream(port: int, key: str, users: list[str], rate: float, duration: f
     return sent
 
 
+def inapp_live(target: Target) -> int:
+    return sum(count for key, count in inapp_outcomes(target).items() if key.endswith(":live"))
+
+
+def wait_for_frames(pool: ClientPool, expected: int, quiet: float, limit: float = 180.0) -> float:
+    """Wait until the clients have ``expected`` frames (every delivery published live), or
+    until no frame arrived for ``quiet`` seconds; the seconds waited. Frames still queued in
+    Daphne are late, not lost: only what never comes is lost."""
+    started = last_change = time.monotonic()
+    seen = -1
+    while time.monotonic() - started < limit:
+        count = pool.frames_so_far()
+        if count >= expected:
+            break
+        if count != seen:
+            seen, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change > quiet:
+            break
+        time.sleep(0.2)
+    return round(time.monotonic() - started, 2)
+
+
+def sent_times(target: Target) -> dict[str, float]:
+    """When each in-app delivery was sent (the provider published its frame), by notification id."""
+    import psycopg
+
+    times: dict[str, float] = {}
+    for name in target.shard_dbs:
+        with psycopg.connect(f"{PG}/{name}") as conn:
+            for nid, sent in conn.execute(
+                "SELECT notification_id::text, extract(epoch from sent_at)::float8 FROM delivery_delivery "
+                "WHERE channel = 'inapp' AND sent_at IS NOT NULL"
+            ).fetchall():
+                times[nid] = sent
+    return times
+
+
 def inapp_outcomes(target: Target) -> dict[str, int]:
     """In-app deliveries by status and provider message id: ``live`` was published to the
     user's group, ``inbox`` found the user offline (a frame the client will not get)."""
@@ -141,12 +178,13 @@ def inapp_outcomes(target: Target) -> dict[str, int]:
     return dict(sorted(outcomes.items()))
 
 
-def analyse(sent: list[dict], frames: list[tuple[str, str, float]]) -> dict:
+def analyse(sent: list[dict], frames: list[tuple[str, str, float]], published: dict[str, float]) -> dict:
     accepted = [r for r in sent if r["id"]]
     by_id: dict[str, list[tuple[str, float]]] = {}
     for user, nid, received in frames:
         by_id.setdefault(nid, []).append((user, received))
     latencies, lost, wrong_user, duplicated = [], 0, 0, 0
+    answer_to_frame, accept_to_sent, sent_to_frame = [], [], []
     accept_ms = [(r["answered"] - r["scheduled"]) * 1000 for r in accepted]
     for record in accepted:
         got = by_id.get(record["id"], [])
@@ -157,6 +195,10 @@ def analyse(sent: list[dict], frames: list[tuple[str, str, float]]) -> dict:
             continue
         duplicated += len(mine) - 1
         latencies.append((min(mine) - record["scheduled"]) * 1000)
+        answer_to_frame.append((min(mine) - record["answered"]) * 1000)
+        if record["id"] in published:
+            accept_to_sent.append((published[record["id"]] - record["scheduled"]) * 1000)
+            sent_to_frame.append((min(mine) - published[record["id"]]) * 1000)
     known = {r["id"] for r in accepted}
     return {
         "sent": len(sent),
@@ -174,6 +216,16 @@ def analyse(sent: list[dict], frames: list[tuple[str, str, float]]) -> dict:
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(max(latencies), 2) if latencies else None,
         "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
+        # Where the time goes: the API's answer, the worker's publish (delivery sent_at), Daphne.
+        "segments_p50_p99_ms": {
+            name: [round(percentile(values, 50), 2), round(percentile(values, 99), 2)]
+            for name, values in (
+                ("accept_to_answer", accept_ms),
+                ("answer_to_frame", answer_to_frame),
+                ("accept_to_published", accept_to_sent),
+                ("published_to_frame", sent_to_frame),
+            )
+        },
     }
 
 
@@ -190,6 +242,7 @@ def table(results: dict) -> str:
         f"{m['accepted']} accepted {m['statuses']}; in-app deliveries {results['inapp_deliveries']}",
         f"API answer             p50 {m['accept_p50_ms']} ms  p99 {m['accept_p99_ms']} ms",
         f"accept → frame         p50 {m['p50_ms']} ms  p90 {m['p90_ms']} ms  p99 {m['p99_ms']} ms  max {m['max_ms']} ms",
+        "segments p50 / p99     " + ", ".join(f"{k.replace('_', ' ')} {v[0]:g} / {v[1]:g} ms" for k, v in m["segments_p50_p99_ms"].items()),
         f"frames                 {m['frames_received']} received, lost {m['lost_frames']}, duplicated "
         f"{m['duplicated_frames']}, to another user {m['frames_for_another_user']}",
         "targets                " + ", ".join(
@@ -212,7 +265,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="offered single sends/s")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of sending")
     parser.add_argument("--client-processes", type=int, default=2, help="processes holding the WebSockets")
-    parser.add_argument("--grace", type=float, default=2.0, help="seconds after the workers drained, for late frames")
+    parser.add_argument(
+        "--grace", type=float, default=10.0, help="seconds without a new frame after which the rest is lost"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="extra env for the Procfile processes"
     )
@@ -277,11 +332,12 @@ def main() -> None:
         cpu_after = accountant.snapshot()
         stream_seconds = time.time() - begun
         drained, _ = wait_drained([f"{PG}/{name}" for name in target.shard_dbs], timeout=300)
-        time.sleep(args.grace)  # frames published by the last deliveries are on their way
+        frames_wait = wait_for_frames(pool, inapp_live(target), args.grace)
         frames = pool.stop()
+        published = sent_times(target)
         calibration.append(calibrate())
         procfile.stop(processes)
-    measure = analyse(sent, frames)
+    measure = analyse(sent, frames, published)
     results = {
         "benchmark": "inapp_latency",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -297,6 +353,7 @@ def main() -> None:
         "targets": TARGETS,
         "stream_seconds": round(stream_seconds, 2),
         "drained": drained,
+        "waited_for_frames_seconds": frames_wait,
         "inapp_deliveries": inapp_outcomes(target),
         "cpu_seconds": group_delta(cpu_before, cpu_after),
         "logs": str(work_dir / "logs"),
