@@ -39,7 +39,7 @@ from bench import procfile  # noqa: E402
 from bench.api_accept import calibrate  # noqa: E402
 from bench.cpu import GroupAccountant, _children, group_delta  # noqa: E402
 from bench.delivery_stream import _DROPPED_ENV, free_port, http_get, procfile_env, wait_for  # noqa: E402
-from bench.inapp_latency import DATABASES, REDIS_DB, TOKEN_KEY, issue_tokens  # noqa: E402
+from bench.inapp_latency import DATABASES, ISOLATED, REDIS_DB, issue_tokens  # noqa: E402
 from bench.targets import Target, _describe, prepare  # noqa: E402
 from bench.ws_clients import ClientPool, raise_fd_limit  # noqa: E402
 
@@ -129,12 +129,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.connections = 2_000
-    extra = {"USER_TOKEN_KEYS": TOKEN_KEY, "LOG_LEVEL": "WARNING", **dict(item.split("=", 1) for item in args.set)}
+    extra = {**ISOLATED, "LOG_LEVEL": "WARNING", **dict(item.split("=", 1) for item in args.set)}
     raise_fd_limit()  # inherited by Daphne and the client processes
 
     target = _describe(Target("ibench", ROOT, DATABASES[0], list(DATABASES[1:]), REDIS_DB))
     os.environ.update(target.env)
-    os.environ["USER_TOKEN_KEYS"] = TOKEN_KEY
+    os.environ.update(ISOLATED)
     for name in _DROPPED_ENV[1:]:
         os.environ.pop(name, None)
     calibration = [calibrate()]
@@ -187,7 +187,7 @@ def main() -> None:
         cpu_before = accountant.snapshot()
         started = broadcast(frame)
         deadline = time.monotonic() + args.broadcast_timeout
-        while pool.frames_so_far() < connect["connected"] and time.monotonic() < deadline:
+        while pool.frames_so_far(frame["id"]) < connect["connected"] and time.monotonic() < deadline:
             time.sleep(0.05)
         waited = time.time() - started
         cpu_broadcast = group_delta(cpu_before, accountant.snapshot())

@@ -62,6 +62,10 @@ REDIS_DB = 12
 PROCESSES = ("web", "ws", "worker-inapp", "worker-core", "worker-maintenance", "beat")
 TOKEN_KEY = "bench-only-user-token-signing-key-32-bytes-or-more"  # the bench and the servers must agree on it
 TARGETS = {"p50_ms": 30.0, "p99_ms": 150.0}
+# The bench and its servers agree on the token key, and the channel layer gets its own prefix:
+# Redis pub/sub ignores the database number, so without it frames that other deployments on
+# this Redis publish for bench-user-N would reach these clients (and load this Daphne).
+ISOLATED = {"USER_TOKEN_KEYS": TOKEN_KEY, "CHANNEL_LAYER_PREFIX": "bench-inapp"}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -270,12 +274,12 @@ def main() -> None:
     )
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "inapp_latency.json"))
     args = parser.parse_args()
-    extra = {"USER_TOKEN_KEYS": TOKEN_KEY, "LOG_LEVEL": "WARNING", **dict(item.split("=", 1) for item in args.set)}
+    extra = {**ISOLATED, "LOG_LEVEL": "WARNING", **dict(item.split("=", 1) for item in args.set)}
     raise_fd_limit()  # inherited by Daphne and the client processes
 
     target = _describe(Target("ibench", ROOT, DATABASES[0], list(DATABASES[1:]), REDIS_DB))
     os.environ.update(target.env)
-    os.environ["USER_TOKEN_KEYS"] = TOKEN_KEY
+    os.environ.update(ISOLATED)
     for name in _DROPPED_ENV[1:]:
         os.environ.pop(name, None)
     calibration = [calibrate()]

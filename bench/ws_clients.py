@@ -82,10 +82,12 @@ async def _client(url: str, creds: list[tuple[str, str]], conn, in_flight: int) 
     stopped = asyncio.Event()
 
     def command() -> None:
-        if conn.recv() == "count":
-            conn.send(len(frames))
-        else:
+        message = conn.recv()
+        if message == "stop":
             stopped.set()
+        else:  # ("count", notification id or None for all)
+            wanted = message[1]
+            conn.send(len(frames) if wanted is None else sum(1 for frame in frames if frame[1] == wanted))
 
     loop.add_reader(conn.fileno(), command)
     await stopped.wait()
@@ -145,10 +147,11 @@ class ClientPool:
             "connect_seconds": round(max(r["last_ready"] for r in reports) - min(r["started"] for r in reports), 2),
         }
 
-    def frames_so_far(self) -> int:
+    def frames_so_far(self, notification_id: str | None = None) -> int:
+        """Notification frames received so far (of that notification only, if given)."""
         total = 0
         for pipe in self.pipes:
-            pipe.send("count")
+            pipe.send(("count", notification_id))
             total += pipe.recv()
         return total
 
