@@ -14,3 +14,6 @@ _xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _xdist_worker.startswith("gw"):
     _base, _, _db = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15").rpartition("/")
     os.environ["REDIS_URL"] = f"{_base}/{int(_db or 0) - int(_xdist_worker[2:])}"
+    # Redis pub/sub ignores the database number: give each worker's channel layer its own
+    # prefix, or a frame for "alice" in one worker's test would reach the other's.
+    os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"asgi-{_xdist_worker}")
