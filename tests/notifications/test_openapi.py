@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(databases="__all__")
 live = pytest.mark.django_db(databases="__all__", transaction=True)
 
 SCHEMA_URL = "/api/schema/?format=json"
-# Bounded and repeatable: a fixed seed, 25 examples per operation and generation mode, and
+# Bounded and repeatable: a fixed seed, 15 examples per operation and generation mode, and
 # neither an example database nor a cache (nothing learnt from, or written into, the tree).
 SCHEMATHESIS_CONFIG = """
 seed = 20261122
@@ -30,7 +30,7 @@ seed = 20261122
 enabled = false
 [generation]
 mode = "all"  # positive and negative
-max-examples = 25
+max-examples = 15
 database = "none"
 [checks]
 enabled = false
