@@ -77,7 +77,9 @@ class ShardedChangeList(ChangeList):
         except InvalidPage:
             raise IncorrectLookupParameters from None
         wanted = page.end_index()
-        ordered = [list(self.queryset.using(alias)[:wanted]) for alias in aliases if counts[alias] and wanted]
+        ordered = [
+            list(self.queryset.using(alias)[:wanted]) for alias in aliases if counts[alias] and wanted
+        ]
         key = ordering_key(self.model, self.queryset.query.order_by)
         rows = list(islice(heapq.merge(*ordered, key=key), page.start_index() - 1 if wanted else 0, wanted))
         model_admin.prepare_rows(request, rows)

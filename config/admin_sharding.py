@@ -182,9 +182,7 @@ class ShardedModelAdmin(admin.ModelAdmin):
             for alias, rows in selected.items():
                 with pinned_shard(alias), transaction.atomic(using=alias):
                     self.log_deletions(request, rows)
-                    self.delete_queryset(
-                        request, self.model._default_manager.using(alias).filter(pk__in=[r.pk for r in rows])
-                    )
+                    self.delete_queryset(request, self.model._default_manager.using(alias).filter(pk__in=[r.pk for r in rows]))
             if count:
                 self.message_user(
                     request, f"Successfully deleted {count} {model_ngettext(self.opts, count)}.", messages.SUCCESS

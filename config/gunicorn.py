@@ -27,7 +27,6 @@ access_log_format = GUNICORN_ACCESS_LOG_FORMAT
 def post_worker_init(worker) -> None:
     freeze_startup_objects()
 
-
 # gunicorn 27's control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl): several
 # servers on one machine (tests, benchmarks, a second deployment) share it and one server's
 # commands reach another. Nothing here uses it.

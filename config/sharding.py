@@ -69,9 +69,7 @@ def build_shard_map(aliases: list[str], spec: str | None = None) -> tuple[tuple[
     expected = 0
     for first, last, alias in ranges:
         if first != expected or last < first:
-            raise ShardMapError(
-                f"bucket ranges must cover 0-{BUCKETS - 1} without gaps or overlaps (at {first}-{last}:{alias})"
-            )
+            raise ShardMapError(f"bucket ranges must cover 0-{BUCKETS - 1} without gaps or overlaps (at {first}-{last}:{alias})")
         expected = last + 1
     if expected != BUCKETS:
         raise ShardMapError(f"bucket ranges stop at {expected - 1}; they must reach {BUCKETS - 1}")
@@ -116,7 +114,14 @@ def new_id(bucket: int) -> uuid.UUID:
     # IDs must be unique, not secret: 52 bits from the process PRNG (CPython reseeds it after
     # fork) instead of an os.urandom system call per ID, which cost ~10% of a bulk send.
     rand_b = _random_bits(_BUCKET_SHIFT)
-    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | sub_ms << 64 | 0b10 << 62 | bucket << _BUCKET_SHIFT | rand_b
+    value = (
+        (millis & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | sub_ms << 64
+        | 0b10 << 62
+        | bucket << _BUCKET_SHIFT
+        | rand_b
+    )
     # What UUID(int=value) ends with, without its argument checks (half the cost; four
     # IDs per notification). The value is built valid above.
     made = _new_uuid(uuid.UUID)

@@ -25,9 +25,7 @@ class Command(BaseCommand):
             }
             try:
                 with psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **server) as connection:
-                    exists = connection.execute(
-                        "SELECT 1 FROM pg_database WHERE datname = %s", [conf["NAME"]]
-                    ).fetchone()
+                    exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [conf["NAME"]]).fetchone()
                     if not exists:
                         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(conf["NAME"])))
                         created.append(conf["NAME"])

@@ -33,9 +33,7 @@ class Command(BaseCommand):
         elif pool in settings.CHANNELS:
             queues = channel_queues(pool)
         else:
-            raise CommandError(
-                f"unknown worker pool {pool!r}; use one of {', '.join(settings.CHANNELS)}, core or maintenance"
-            )
+            raise CommandError(f"unknown worker pool {pool!r}; use one of {', '.join(settings.CHANNELS)}, core or maintenance")
         argv = [
             sys.executable, "-m", "celery", "-A", "config", "worker",
             "--queues", ",".join(queues), "--hostname", f"{pool}@%h", "--loglevel", "INFO",
