@@ -66,13 +66,16 @@ REDIS_DB = 10
 _PROVIDER_ENV = ("EMAIL_PROVIDERS", "SMS_PROVIDERS", "PUSH_PROVIDERS", "DELIVERY_BATCH_SIZES", "PROVIDER_RATES",
                  "CIRCUIT_COOLDOWN_SECONDS", "CIRCUIT_FAILURE_THRESHOLD", "HTTPS_PROXY", "https_proxy", "REQUESTS_CA_BUNDLE")  # fmt: skip
 TARGETS = {"email_per_s": 2000, "push_per_s": 5000, "sms_within_pct": 5.0}
+# (The outage's last part lasts at least the cool-down + 5 s, so the probe comes within the stream.)
 FULL = {
-    "emails": 10_000,
+    "emails": 6_000,
     "pushes": 10_000,
-    "one_by_one": 1_000,
+    "one_by_one": 500,
     "sms_seconds": 60.0,
-    "outage": (15.0, 30.0, 35.0),
+    "outage": (10.0, 30.0, 35.0),
     "rate": 20.0,
+    "cooldown": None,
+    "pgbench_seconds": 5,
 }
 QUICK = {
     "emails": 2_000,
@@ -81,6 +84,8 @@ QUICK = {
     "sms_seconds": 15.0,
     "outage": (5.0, 10.0, 15.0),
     "rate": 10.0,
+    "cooldown": 10.0,
+    "pgbench_seconds": 3,
 }
 
 
@@ -136,6 +141,7 @@ def main() -> None:
     plan = QUICK if args.quick else FULL
     wanted = set(args.phases.split(","))
 
+    run_started = time.monotonic()
     target = _describe(Target("dbench", ROOT, DATABASES[0], list(DATABASES[1:]), REDIS_DB))
     os.environ.update(target.env)
     for name in (*_DROPPED_ENV[1:], *_PROVIDER_ENV):
@@ -147,12 +153,18 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
+    if args.cooldown is None:
+        args.cooldown = plan["cooldown"]
     cooldown = args.cooldown if args.cooldown is not None else settings.CIRCUIT_COOLDOWN_SECONDS
     calibration = [calibrate()]
-    limits = {} if args.no_limits else {"redis": redis_limits(), "postgres": postgres_limits(seconds=10)}
+    limits = (
+        {}
+        if args.no_limits
+        else {"redis": redis_limits(), "postgres": postgres_limits(seconds=plan["pgbench_seconds"])}
+    )
     work_dir = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
     (work_dir / "var").mkdir()
-    results: dict = {}
+    results: dict = {"prepare_s": round(time.monotonic() - run_started, 1)}
     with ExitStack() as stack:
         fake_proc, fake = start_fake(work_dir)
         stack.callback(lambda: (fake_proc.terminate(), fake_proc.wait(10)))
@@ -188,14 +200,18 @@ def main() -> None:
                 ("one_by_one", plan["one_by_one"], {"DELIVERY_BATCH_SIZES": f"{channel}=1"}),
             ):
                 print(f"{channel} {label}: {n:,} deliveries preloaded, then the worker...", flush=True)
+                started = time.monotonic()
                 run = phases.throughput(ctx, channel, label, n, extra, timeout=240)
+                run["phase_s"] = round(time.monotonic() - started, 1)
                 print(f"  {run['per_s']} /s over {run['first_to_last_sent_s']} s; {run['statuses']}", flush=True)
                 runs.append(run)
         results["throughput"] = runs
         if "sms" in wanted:
             limit = settings.PROVIDER_RATES.get("twilio", 0.0)
             print(f"sms: a backlog at the Twilio limit ({limit:g}/s) for {plan['sms_seconds']:g} s...", flush=True)
+            started = time.monotonic()
             results["sms"] = phases.sms_rate(ctx, plan["sms_seconds"], limit, timeout=plan["sms_seconds"] + 90)
+            results["sms"]["phase_s"] = round(time.monotonic() - started, 1)
             print(f"  {results['sms']['achieved_per_s']} /s ({results['sms']['deviation_pct']:+} %)", flush=True)
         if "outage" in wanted:
             before_s, outage_s, after_s = plan["outage"]
@@ -204,14 +220,17 @@ def main() -> None:
                 f"outage: {plan['rate']:g} emails/s; SendGrid answers 503 for {outage_s:g} s after {before_s:g} s...",
                 flush=True,
             )
+            started = time.monotonic()
             results["outage"] = phases.outage(
                 ctx, plan["rate"], before_s, outage_s, after_s, cooldown, timeout=cooldown * 4 + 120
             )
+            results["outage"]["phase_s"] = round(time.monotonic() - started, 1)
             print(
                 f"  lost {results['outage']['lost']}; backlog back to normal {results['outage']['backlog_cleared_after_recovery_s']} s after recovery",
                 flush=True,
             )
         calibration.append(calibrate())
+    results["total_s"] = round(time.monotonic() - run_started, 1)
     results = {
         "benchmark": "delivery",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
