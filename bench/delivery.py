@@ -192,19 +192,24 @@ def main() -> None:
             worker_commands={c: by_name[f"worker-{c}"].command for c in ("email", "push", "sms")},
         )  # fmt: skip
         runs = []
-        for channel, count in (("email", plan["emails"]), ("push", plan["pushes"])):
+        # Email: the same content for all (a campaign: SendGrid personalizations, one request
+        # per batch) and distinct content (one request per message), then one by one.
+        plans = [
+            ("email", "batched_same_content", plan["emails"], {}, True),
+            ("email", "batched_distinct_content", plan["emails"] // 2, {}, False),
+            ("email", "one_by_one", plan["one_by_one"], {"DELIVERY_BATCH_SIZES": "email=1"}, True),
+            ("push", "batched", plan["pushes"], {}, False),
+            ("push", "one_by_one", plan["one_by_one"], {"DELIVERY_BATCH_SIZES": "push=1"}, False),
+        ]
+        for channel, label, n, extra, same in plans:
             if channel not in wanted:
                 continue
-            for label, n, extra in (
-                ("batched", count, {}),
-                ("one_by_one", plan["one_by_one"], {"DELIVERY_BATCH_SIZES": f"{channel}=1"}),
-            ):
-                print(f"{channel} {label}: {n:,} deliveries preloaded, then the worker...", flush=True)
-                started = time.monotonic()
-                run = phases.throughput(ctx, channel, label, n, extra, timeout=240)
-                run["phase_s"] = round(time.monotonic() - started, 1)
-                print(f"  {run['per_s']} /s over {run['first_to_last_sent_s']} s; {run['statuses']}", flush=True)
-                runs.append(run)
+            print(f"{channel} {label}: {n:,} deliveries preloaded, then the worker...", flush=True)
+            started = time.monotonic()
+            run = phases.throughput(ctx, channel, label, n, extra, timeout=240, same_content=same)
+            run["phase_s"] = round(time.monotonic() - started, 1)
+            print(f"  {run['per_s']} /s over {run['first_to_last_sent_s']} s; {run['statuses']}", flush=True)
+            runs.append(run)
         results["throughput"] = runs
         if "sms" in wanted:
             limit = settings.PROVIDER_RATES.get("twilio", 0.0)

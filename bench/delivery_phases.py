@@ -76,22 +76,24 @@ def fake_control(url: str, action: str, body: dict | None = None) -> dict:
         conn.close()
 
 
-def _item(tag: str, i: int, channel: str, users: int) -> dict:
+def _item(tag: str, i: int, channel: str, users: int, same_content: bool = False) -> dict:
+    """A send for ``channel`` only; ``same_content``: every message renders the same (a
+    campaign), which SendGrid batches as personalizations of one request."""
     type_key, data = TYPES[channel]
     return {
         "user_id": f"bench-user-{i % users}",
         "type": type_key,
-        "data": {**data, "order_id": f"O-{i}"},
+        "data": data if same_content else {**data, "order_id": f"O-{i}"},
         "channels": [channel],
         "idempotency_key": f"{tag}-{i}",
     }
 
 
-def preload(ctx: Context, tag: str, channel: str, count: int, size: int = 1000) -> dict:
+def preload(ctx: Context, tag: str, channel: str, count: int, same_content: bool = False, size: int = 1000) -> dict:
     """``count`` notifications for ``channel`` only, in bulk sends of ``size`` (3 at a time)."""
 
     def one(start: int) -> int:
-        items = [_item(tag, i, channel, ctx.users) for i in range(start, min(start + size, count))]
+        items = [_item(tag, i, channel, ctx.users, same_content) for i in range(start, min(start + size, count))]
         status, body = _post(ctx.port, BULK, ctx.key, json.dumps({"items": items}).encode())
         if status != 202 and status != 200:
             raise RuntimeError(f"bulk send answered {status}: {body[:300]!r}")
@@ -163,11 +165,19 @@ def cpu_per_delivery(used: dict[str, float], delivered: int) -> dict[str, float]
 # --- phases ----------------------------------------------------------------------------------
 
 
-def throughput(ctx: Context, channel: str, label: str, count: int, extra: dict[str, str], timeout: float) -> dict:
+def throughput(
+    ctx: Context,
+    channel: str,
+    label: str,
+    count: int,
+    extra: dict[str, str],
+    timeout: float,
+    same_content: bool = False,
+) -> dict:
     """Preload ``count`` deliveries with the worker stopped, start it, time the first to the
     last ``sent_at``; CPU per process group over the same span."""
     tag = f"{channel}-{label}"
-    loaded = preload(ctx, tag, channel, count)
+    loaded = preload(ctx, tag, channel, count, same_content)
     queued = _wait(f"{count} {channel} deliveries queued", lambda: pending(ctx, channel) >= count or None, [], 60)
     requests_before = fake_control(ctx.fake_url, "counts")
     worker = start_worker(ctx, channel, label, extra)
@@ -194,6 +204,7 @@ def throughput(ctx: Context, channel: str, label: str, count: int, extra: dict[s
         "channel": channel,
         "label": label,
         "env": extra,
+        "same_content": same_content,
         "preload": {**loaded, "queued": bool(queued)},
         "deliveries": len(found),
         "sent": sent,

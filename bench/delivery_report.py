@@ -43,7 +43,11 @@ def table(results: dict) -> str:
         ]
         for run in runs:
             goal = targets.get(f"{run['channel']}_per_s")
-            verdict = f"≥ {goal:,}/s: {_met((run['per_s'] or 0) >= goal)}" if run["label"] == "batched" and goal else ""
+            verdict = (
+                f"≥ {goal:,}/s: {_met((run['per_s'] or 0) >= goal)}"
+                if run["label"].startswith("batched") and goal
+                else ""
+            )
             requests = ", ".join(f"{k} {v:,}" for k, v in run["provider_requests"].items())
             cpu = " / ".join(_fmt(run["cpu_ms_per_delivery"].get(g), 2) for g in GROUPS)
             lines.append(
