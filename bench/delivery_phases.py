@@ -165,68 +165,94 @@ def cpu_per_delivery(used: dict[str, float], delivered: int) -> dict[str, float]
 # --- phases ----------------------------------------------------------------------------------
 
 
+def pending_tag(ctx: Context, tag: str) -> int:
+    total = 0
+    for url in ctx.shard_urls:
+        with psycopg.connect(url) as conn:
+            total += conn.execute(
+                "SELECT count(*) FROM delivery_delivery d JOIN notifications_notification n ON n.id = d.notification_id "
+                "WHERE n.idempotency_key LIKE %s AND d.status = ANY(%s)",
+                (f"{tag}-%", list(PENDING)),
+            ).fetchone()[0]
+    return total
+
+
 def throughput(
-    ctx: Context,
-    channel: str,
-    label: str,
-    count: int,
-    extra: dict[str, str],
-    timeout: float,
-    same_content: bool = False,
-) -> dict:
-    """Preload ``count`` deliveries with the worker stopped, start it, time the first to the
-    last ``sent_at``; CPU per process group over the same span."""
-    tag = f"{channel}-{label}"
-    loaded = preload(ctx, tag, channel, count, same_content)
-    queued = _wait(f"{count} {channel} deliveries queued", lambda: pending(ctx, channel) >= count or None, [], 60)
-    requests_before = fake_control(ctx.fake_url, "counts")
-    worker = start_worker(ctx, channel, label, extra)
+    ctx: Context, channel: str, parts: list[tuple[str, int, bool]], extra: dict[str, str], timeout: float
+) -> list[dict]:
+    """Preload each part's deliveries (label, count, same content?) in order with the worker
+    stopped, start it (one start for the parts: a worker start costs ~10-35 s here), and time
+    each part from its start (the first claim, then the previous part's last send) to its
+    last ``sent_at``; CPU per process group over the same spans. The worker claims oldest
+    first, so the parts are sent one after the other (overlapping by a batch or so)."""
+    loaded = [preload(ctx, f"{channel}-{label}", channel, count, same) for label, count, same in parts]
+    total = sum(count for _, count, _ in parts)
+    _wait(f"{total} {channel} deliveries queued", lambda: pending(ctx, channel) >= total or None, [], 60)
+    marks: list[tuple[float, dict, dict]] = []  # (wall time, cpu snapshot, provider requests)
+    worker = start_worker(ctx, channel, parts[0][0], extra)
     started = time.time()
     try:
         accountant = GroupAccountant({**ctx.groups, "worker": [worker.pid]}, ctx.databases)
         # Time and CPU count from the first claim (the worker's start-up is not the channel's
         # cost): a batch's rows are stamped sent only after its provider call, so the first
         # sent_at would miss the first batches' work (with push, 4 x 500 at once).
-        claimed = lambda: pending(ctx, channel, ("queued",)) < count  # noqa: E731
+        claimed = lambda: pending(ctx, channel, ("queued",)) < total  # noqa: E731
         _wait(f"the first {channel} claim", claimed, [worker], 120, every=0.05)
-        accountant.refresh()
-        before = accountant.snapshot()
         first_seen = time.time()
-        _wait(f"every {channel} delivery finished", lambda: pending(ctx, channel) == 0, [worker], timeout, every=0.25)
-        after = accountant.snapshot()
-        last_seen = time.time()
+        accountant.refresh()
+        marks.append((first_seen, accountant.snapshot(), fake_control(ctx.fake_url, "counts")))
+        for number, (label, _, _) in enumerate(parts):
+            tag, later = f"{channel}-{label}", sum(count for _, count, _ in parts[number + 1 :])
+
+            def done(tag: str = tag, later: int = later) -> bool:
+                # The cheap count (a partial index) first; the join only near the part's end.
+                return pending(ctx, channel) <= later and pending_tag(ctx, tag) == 0
+
+            _wait(f"every delivery of {tag} finished", done, [worker], timeout, 0.25)
+            marks.append((time.time(), accountant.snapshot(), fake_control(ctx.fake_url, "counts")))
     finally:
+        stopping = time.monotonic()
         procfile.stop([worker])
-    requests_after = fake_control(ctx.fake_url, "counts")
-    found = rows(ctx, tag)
-    sent_at = sorted(r[2] for r in found if r[2] is not None)
-    span = sent_at[-1] - sent_at[0] if len(sent_at) > 1 else 0.0
-    used = group_delta(before, after)
-    sent = sum(1 for r in found if r[0] in FINISHED_OK)
-    return {
-        "channel": channel,
-        "label": label,
-        "env": extra,
-        "same_content": same_content,
-        "preload": {**loaded, "queued": bool(queued)},
-        "deliveries": len(found),
-        "sent": sent,
-        "statuses": statuses(found),
-        "first_claim_to_last_sent_s": round(sent_at[-1] - first_seen, 3) if sent_at else None,
-        "per_s": round(sent / (sent_at[-1] - first_seen), 1) if sent_at and sent_at[-1] > first_seen else None,
-        "first_to_last_sent_s": round(span, 3),
-        "per_s_first_to_last_sent": round((len(sent_at) - 1) / span, 1) if span else None,
-        "worker_start_to_last_sent_s": round(sent_at[-1] - started, 2) if sent_at else None,
-        "provider_requests": {
-            k: v - requests_before.get(k, 0)
-            for k, v in requests_after.items()
-            if v != requests_before.get(k, 0) and not k.startswith("control.")
-        },
-        "cpu_seconds": used,
-        "cpu_window_s": round(last_seen - first_seen, 2),
-        "cpu_ms_per_delivery": cpu_per_delivery(used, sent),
-        "log": str(worker.log),
-    }
+        stop_s = time.monotonic() - stopping
+    results = []
+    part_start = first_seen
+    for number, ((label, _, same), load) in enumerate(zip(parts, loaded, strict=True)):
+        found = rows(ctx, f"{channel}-{label}")
+        sent_at = sorted(r[2] for r in found if r[2] is not None)
+        span = sent_at[-1] - sent_at[0] if len(sent_at) > 1 else 0.0
+        (t0, before, requests_before), (t1, after, requests_after) = marks[number], marks[number + 1]
+        used = group_delta(before, after)
+        sent = sum(1 for r in found if r[0] in FINISHED_OK)
+        elapsed = sent_at[-1] - part_start if sent_at else 0.0
+        results.append(
+            {
+                "channel": channel,
+                "label": label,
+                "env": extra,
+                "same_content": same,
+                "preload": load,
+                "deliveries": len(found),
+                "sent": sent,
+                "statuses": statuses(found),
+                "first_claim_to_last_sent_s": round(elapsed, 3),
+                "per_s": round(sent / elapsed, 1) if elapsed > 0 else None,
+                "first_to_last_sent_s": round(span, 3),
+                "per_s_first_to_last_sent": round((len(sent_at) - 1) / span, 1) if span else None,
+                "worker_start_to_first_claim_s": round(first_seen - started, 2) if number == 0 else None,
+                "worker_stop_s": round(stop_s, 2),
+                "provider_requests": {
+                    k: v - requests_before.get(k, 0)
+                    for k, v in requests_after.items()
+                    if v != requests_before.get(k, 0) and not k.startswith("control.")
+                },
+                "cpu_seconds": used,
+                "cpu_window_s": round(t1 - t0, 2),
+                "cpu_ms_per_delivery": cpu_per_delivery(used, sent),
+                "log": str(worker.log),
+            }
+        )
+        part_start = sent_at[-1] if sent_at else part_start
+    return results
 
 
 def sms_rate(ctx: Context, seconds: float, limit: float, timeout: float) -> dict:
