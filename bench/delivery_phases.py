@@ -223,7 +223,10 @@ def throughput(
         (t0, before, requests_before), (t1, after, requests_after) = marks[number], marks[number + 1]
         used = group_delta(before, after)
         sent = sum(1 for r in found if r[0] in FINISHED_OK)
-        elapsed = sent_at[-1] - part_start if sent_at else 0.0
+        # A later part starts while the previous one's last batches are still out: its span is
+        # the longer (the more conservative) of "since the previous part's last send" and
+        # "its own first send to last".
+        elapsed = max(sent_at[-1] - part_start, span if number else 0.0) if sent_at else 0.0
         results.append(
             {
                 "channel": channel,
