@@ -181,10 +181,11 @@ def throughput(
     ctx: Context, channel: str, parts: list[tuple[str, int, bool]], extra: dict[str, str], timeout: float
 ) -> list[dict]:
     """Preload each part's deliveries (label, count, same content?) in order with the worker
-    stopped, start it (one start for the parts: a worker start costs ~10-35 s here), and time
-    each part from its start (the first claim, then the previous part's last send) to its
-    last ``sent_at``; CPU per process group over the same spans. The worker claims oldest
-    first, so the parts are sent one after the other (overlapping by a batch or so)."""
+    stopped, start it, and time each part from its start (the first claim, then the previous
+    part's last send) to its last ``sent_at``; CPU per process group over the same spans.
+    bench/delivery gives one part per call: the worker claims oldest first, but its processes
+    overlap the parts (a fast campaign batch goes out while a slow one is still sending), so
+    several parts share their CPU figures; they are for a quick look with one worker start."""
     loaded = [preload(ctx, f"{channel}-{label}", channel, count, same) for label, count, same in parts]
     total = sum(count for _, count, _ in parts)
     _wait(f"{total} {channel} deliveries queued", lambda: pending(ctx, channel) >= total or None, [], 60)
