@@ -26,7 +26,7 @@ def postgres_limits(seconds: int) -> dict:
     rows = [
         DELIVERY_ROW.row(
             id=new_id(1), notification_id=new_id(1), user_id="u", channel="email", priority="normal", status="queued",
-            reason="", address="a@example.com", payload=payload, next_attempt_at=None, published_at=now,
+            reason="", address="a@example.com", payload=payload, next_attempt_at=None, fallback_of=None, published_at=now,
             republish_at=now, created_at=now, updated_at=now,
         )
         for _ in range(100_000)

@@ -338,8 +338,13 @@ SWEEP_BATCH_LIMIT = env_int("SWEEP_BATCH_LIMIT", 5000)
 # A drain task sends one queue's deliveries batch after batch for at most this long, then
 # hands its place back to the worker's queue order (critical first).
 DRAIN_MAX_SECONDS = env_float("DRAIN_MAX_SECONDS", 2.0)
-# Deliveries per batch (FCM send_each takes 500, SendGrid 1000 personalizations).
-DELIVERY_BATCH_SIZE = {"email": 100, "sms": 50, "push": 500, "inapp": 500}
+# Deliveries per batch (FCM send_each takes 500, SendGrid 1000 personalizations); override per
+# channel with DELIVERY_BATCH_SIZES=email=1,push=50 (bench/delivery compares batched with one by one).
+DELIVERY_BATCH_SIZE = {"email": 100, "sms": 50, "push": 500, "inapp": 500} | {
+    name.strip(): int(size) for name, _, size in (item.partition("=") for item in env_list("DELIVERY_BATCH_SIZES"))
+}
+if set(DELIVERY_BATCH_SIZE) != set(CHANNELS) or min(DELIVERY_BATCH_SIZE.values()) < 1:
+    raise ImproperlyConfigured(f"DELIVERY_BATCH_SIZES takes channel=size (size >= 1) for {', '.join(CHANNELS)}")
 # One sweep task per shard: a shard that is down only delays its own sweep.
 CELERY_BEAT_SCHEDULE = {
     f"sweep-{alias}": {

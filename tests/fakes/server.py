@@ -63,7 +63,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeProviders:
-    def __init__(self, tls_hosts: list[str] | None = None) -> None:
+    def __init__(self, tls_hosts: list[str] | None = None, *, record: bool = True, port: int = 0) -> None:
         from tests.fakes.tls import make_tls
 
         self.tls_hosts = list(tls_hosts or [])
@@ -72,7 +72,10 @@ class FakeProviders:
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
+        self.record = record  # False: count requests per route only (a benchmark's millions)
+        self.counts: dict[str, int] = defaultdict(int)
+        self._outages: dict[str, Reply] = {}
+        self._server = _QuietServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -102,6 +105,17 @@ class FakeProviders:
         with self._lock:
             self._scripts.clear()
             self.requests.clear()
+            self.counts.clear()
+            self._outages.clear()
+
+    def outage(self, route: str, reply: Reply | None) -> None:
+        """Every request to ``route`` gets ``reply`` until called again with None (an outage
+        of unknown length, where ``script`` needs the number of requests in advance)."""
+        with self._lock:
+            if reply is None:
+                self._outages.pop(route, None)
+            else:
+                self._outages[route] = reply
 
     def calls(self, route: str) -> list[Recorded]:
         with self._lock:
@@ -113,8 +127,11 @@ class FakeProviders:
             if route_method == method and pattern.fullmatch(parts.path):
                 recorded = Recorded(name, method, parts.path, parse_qs(parts.query), headers, body)
                 with self._lock:
-                    self.requests.append(recorded)
+                    self.counts[name] += 1
+                    if self.record:
+                        self.requests.append(recorded)
                     scripted = self._scripts[name].popleft() if self._scripts[name] else None
+                    scripted = scripted or self._outages.get(name)
                 return scripted if scripted is not None else handler(recorded)
         return Reply(404, {"error": f"no fake route for {method} {parts.path}"})
 
