@@ -399,6 +399,10 @@ PROVIDER_RATES = {"twilio": 10.0} | {
     name.strip(): float(rate) for name, _, rate in (item.partition("=") for item in env_list("PROVIDER_RATES"))
 }
 PROVIDER_BURST_SECONDS = env_float("PROVIDER_BURST_SECONDS", 1.0)
+# A drain that finds its provider's bucket empty comes back once this much of the rate has
+# refilled (SMS at 10/s: every 0.5 s for 5), not for every single token: one task per message
+# cost ~60 ms of worker CPU per SMS. Never above PROVIDER_BURST_SECONDS (the bucket's size).
+RATE_LIMITED_BATCH_SECONDS = min(env_float("RATE_LIMITED_BATCH_SECONDS", 0.5), PROVIDER_BURST_SECONDS)
 if PROVIDER_TIMEOUT_SECONDS * 2 >= DELIVERY_LEASE_SECONDS:
     raise ImproperlyConfigured("PROVIDER_TIMEOUT_SECONDS must be under half of DELIVERY_LEASE_SECONDS")
 # Provider credentials (a channel configured for a provider without them stops start-up).

@@ -79,7 +79,7 @@ def drain(alias: str, channel: str, priority: str) -> BatchReport:
         allowance, wait = ratelimit.take(provider.name, limit)
         if not allowance:
             circuit.release_probe(provider.name)
-            _ring_quietly(alias, bell, helper=False, countdown=wait)
+            _ring_quietly(alias, bell, helper=False, countdown=ratelimit.wait_for_batch(provider.name, wait, limit))
             return report
         token, deliveries = claim_due(alias, channel, priority, allowance)
         if not deliveries:

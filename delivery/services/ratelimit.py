@@ -54,6 +54,16 @@ def take(provider: str, wanted: int) -> tuple[int, float]:
     return int(taken), float(wait)
 
 
+def wait_for_batch(provider: str, wait: float, batch: int) -> float:
+    """After ``take`` found the bucket empty (``wait`` until one token): how long until it
+    holds a worthwhile batch, RATE_LIMITED_BATCH_SECONDS of the rate (at most ``batch``)."""
+    rate = rate_of(provider)
+    if not rate:
+        return wait
+    tokens = max(1.0, min(float(batch), rate * settings.RATE_LIMITED_BATCH_SECONDS))
+    return max(wait, tokens / rate)
+
+
 def give_back(provider: str, count: int) -> None:
     """Return tokens taken for messages that were not sent (fewer rows than tokens)."""
     rate = rate_of(provider)
