@@ -38,9 +38,8 @@ sys.path.insert(0, str(ROOT))
 from bench import procfile  # noqa: E402
 from bench.api_accept import calibrate  # noqa: E402
 from bench.cpu import GroupAccountant, _children, group_delta  # noqa: E402
-from bench.delivery_stream import _DROPPED_ENV, free_port, http_get, procfile_env, wait_for  # noqa: E402
-from bench.inapp_latency import DATABASES, ISOLATED, REDIS_DB, issue_tokens  # noqa: E402
-from bench.targets import Target, _describe, prepare  # noqa: E402
+from bench.delivery_stream import free_port, http_get, procfile_env, wait_for  # noqa: E402
+from bench.inapp_latency import DATABASES, ISOLATED, issue_tokens, prepare_ibench  # noqa: E402
 from bench.ws_clients import ClientPool, raise_fd_limit  # noqa: E402
 
 TARGETS = {"rss_per_connection_kb": 50.0, "broadcast_seconds": 2.0}
@@ -132,20 +131,7 @@ def main() -> None:
     extra = {**ISOLATED, "LOG_LEVEL": "WARNING", **dict(item.split("=", 1) for item in args.set)}
     raise_fd_limit()  # inherited by Daphne and the client processes
 
-    target = _describe(Target("ibench", ROOT, DATABASES[0], list(DATABASES[1:]), REDIS_DB))
-    os.environ.update(target.env)
-    os.environ.update(ISOLATED)
-    for name in _DROPPED_ENV[1:]:
-        os.environ.pop(name, None)
-    calibration = [calibrate()]
-    print(
-        f"calibration {calibration[0]} ms; preparing databases and {args.connections:,} recipients ({target.commit})...",
-        flush=True,
-    )
-    prepare(target, args.connections)
-    import django
-
-    django.setup()
+    target, calibration = prepare_ibench(args.connections)
     from django.conf import settings
 
     creds = issue_tokens([f"bench-user-{i}" for i in range(args.connections)])

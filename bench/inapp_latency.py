@@ -260,6 +260,23 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def prepare_ibench(users: int) -> tuple[Target, list[float]]:
+    """The in-app benchmarks' databases and Redis DB, fresh, with ``users`` recipients; this
+    process's environment pointed at them and Django set up. Returns the first calibration."""
+    target = _describe(Target("ibench", ROOT, DATABASES[0], list(DATABASES[1:]), REDIS_DB))
+    os.environ.update(target.env)
+    os.environ.update(ISOLATED)
+    for name in _DROPPED_ENV[1:]:
+        os.environ.pop(name, None)
+    calibration = [calibrate()]
+    print(f"calibration {calibration[0]} ms; preparing databases and {users:,} recipients ({target.commit})...", flush=True)
+    prepare(target, users)
+    import django
+
+    django.setup()
+    return target, calibration
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=1_000, help="connected users (one WebSocket each)")
@@ -277,20 +294,7 @@ def main() -> None:
     extra = {**ISOLATED, "LOG_LEVEL": "WARNING", **dict(item.split("=", 1) for item in args.set)}
     raise_fd_limit()  # inherited by Daphne and the client processes
 
-    target = _describe(Target("ibench", ROOT, DATABASES[0], list(DATABASES[1:]), REDIS_DB))
-    os.environ.update(target.env)
-    os.environ.update(ISOLATED)
-    for name in _DROPPED_ENV[1:]:
-        os.environ.pop(name, None)
-    calibration = [calibrate()]
-    print(
-        f"calibration {calibration[0]} ms; preparing databases and {args.clients:,} recipients ({target.commit})...",
-        flush=True,
-    )
-    prepare(target, args.clients)
-    import django
-
-    django.setup()
+    target, calibration = prepare_ibench(args.clients)
     from django.conf import settings
 
     users = [f"bench-user-{i}" for i in range(args.clients)]

@@ -65,3 +65,17 @@ def run_on_commit():
             yield
 
     return capture
+
+
+@pytest.fixture
+def scripted():
+    """Every channel's provider is the scripted one (our own claim/retry logic in isolation)."""
+    from django.test import override_settings
+
+    from tests.support.providers import ScriptedProvider
+
+    ScriptedProvider.reset()
+    with override_settings(NOTIFY_PROVIDERS={c: "tests.support.providers.ScriptedProvider" for c in settings.CHANNELS}):
+        reset_providers()
+        yield ScriptedProvider
+    ScriptedProvider.reset()

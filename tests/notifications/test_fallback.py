@@ -5,11 +5,9 @@ the sweep; the status API says why on both deliveries."""
 from __future__ import annotations
 
 import pytest
-from django.test import override_settings
 
 from config.sharding import shard_for_id
 from delivery.models import Delivery
-from delivery.providers import reset_providers
 from delivery.services.devices import register_device
 from delivery.services.dispatch import deliver_batch
 from delivery.services.sweep import sweep_shard
@@ -19,22 +17,10 @@ from notifications.services.planning import FallbackStep, fallback_steps
 from preferences.policy import ChannelVerdict
 from tests.support.admin import form_errors
 from tests.support.factories import make_recipient, send_body, user_on
-from tests.support.providers import ScriptedProvider
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 URL = "/api/v1/notifications"
-SCRIPTED = "tests.support.providers.ScriptedProvider"
-
-
-@pytest.fixture
-def scripted():
-    """Every channel's provider is the scripted one (permanent refusals on demand)."""
-    ScriptedProvider.reset()
-    with override_settings(NOTIFY_PROVIDERS={c: SCRIPTED for c in ("email", "sms", "push", "inapp")}):
-        reset_providers()
-        yield ScriptedProvider
-    ScriptedProvider.reset()
 
 
 def chain(key: str = "order_shipped", *, default=("push",), fallback=("push", "email", "sms")) -> None:
