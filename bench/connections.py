@@ -89,7 +89,9 @@ def broadcast(frame: dict) -> float:
     layer = get_channel_layer()
     async_to_sync(layer.group_send)("warm-up-group", {"type": "noop"})  # the layer's connection is open
     started = time.time()
-    async_to_sync(layer.group_send)(BROADCAST_GROUP, {"type": "inbox.notification", "frame": frame})
+    # The event notifications.services.broadcasts publishes: marked as a broadcast, so each
+    # connection counts it into the unread badge it last sent instead of asking the database.
+    async_to_sync(layer.group_send)(BROADCAST_GROUP, {"type": "inbox.notification", "frame": frame, "broadcast": True})
     return started
 
 
