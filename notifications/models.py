@@ -73,6 +73,9 @@ class ApiScope(models.TextChoices):
 
 
 ALL_SCOPES = [scope.value for scope in ApiScope]
+# What a client gets when none are named. Not ``tokens``: a key that may mint an end-user token
+# for any user id can read every inbox, so it is granted only on purpose.
+DEFAULT_SCOPES = [scope for scope in ALL_SCOPES if scope != ApiScope.TOKENS]
 
 
 class ApiClient(models.Model):

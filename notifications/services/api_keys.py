@@ -12,7 +12,7 @@ from django.db import transaction
 
 from notifications import rules
 from notifications.errors import InvalidRequest, Problem
-from notifications.models import ALL_SCOPES, ApiClient, NotificationType
+from notifications.models import ALL_SCOPES, DEFAULT_SCOPES, ApiClient, NotificationType
 from notifications.services import catalog
 from notifications.services.catalog import ClientInfo
 
@@ -66,7 +66,7 @@ def clean_client_fields(
     except rules.RuleViolation as violation:
         problems.append(Problem("allowed_types", violation.code, violation.message))
     try:
-        cleaned["scopes"] = rules.scopes(ALL_SCOPES if scopes is None else scopes, ALL_SCOPES)
+        cleaned["scopes"] = rules.scopes(DEFAULT_SCOPES if scopes is None else scopes, ALL_SCOPES)
     except rules.RuleViolation as violation:
         problems.append(Problem("scopes", violation.code, violation.message))
     if problems:

@@ -15,7 +15,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
 
 from delivery.services.devices import register_device
-from notifications.models import ApiClient, NotificationType
+from notifications.models import ALL_SCOPES, ApiClient, NotificationType
 from notifications.services.api_keys import create_api_client, hash_key, split_key
 from notifications.services.recipients import clean_contact, get_recipient, put_recipient
 from templates_app.models import Template
@@ -152,7 +152,9 @@ def seed_demo_credentials() -> None:
         User.objects.create_superuser(settings.DEMO_ADMIN_USERNAME, "", settings.DEMO_ADMIN_PASSWORD)
     prefix = _demo_key_prefix()
     if not ApiClient.objects.filter(key_prefix=prefix).exists() and not ApiClient.objects.filter(name="demo").exists():
-        create_api_client("demo", allowed_types=["*"], may_send_critical=True, key=settings.DEMO_API_KEY)
+        create_api_client(
+            "demo", allowed_types=["*"], may_send_critical=True, scopes=ALL_SCOPES, key=settings.DEMO_API_KEY
+        )
 
 
 def demo_access() -> DemoAccess:

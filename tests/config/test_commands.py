@@ -29,7 +29,7 @@ def test_create_api_client_defaults_and_errors(capsys, demo_catalog):
     call_command("create_api_client", "everything")
     client = ApiClient.objects.get(name="everything")
     assert (client.allowed_types, client.may_send_critical) == (["*"], False)
-    assert sorted(client.scopes) == ["recipients", "send", "status", "tokens"]
+    assert sorted(client.scopes) == ["recipients", "send", "status"]  # tokens only on purpose
     with pytest.raises(CommandError, match="unknown notification type"):
         call_command("create_api_client", "x", "--types", "nope")
     with pytest.raises(CommandError, match="already exists"):

@@ -131,6 +131,9 @@ def test_user_tokens_not_api_keys(api_key):
 
 
 def test_the_token_endpoint_needs_its_scope(api, demo_catalog):
+    # A key gets the tokens scope only on purpose: not the default one.
+    assert api.post("/api/v1/recipients/alice/token").status_code == 403
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key(scopes=['tokens'])}")
     response = api.post("/api/v1/recipients/alice/token", {"ttl_seconds": 60}, format="json")
     assert response.status_code == 201
     assert user_tokens.verify(response.json()["token"]) == "alice"

@@ -12,7 +12,7 @@ import pytest
 from config.queues import channel_queues
 from config.redis import get_redis
 from delivery.services import presence
-from notifications.models import InboxItem
+from notifications.models import ALL_SCOPES, InboxItem
 from notifications.services import broadcasts, catalog, user_tokens
 from templates_app.rendering import template_catalog
 from tests.support.bell import Bell
@@ -67,7 +67,7 @@ def second_port(servers) -> int:
 class Api:
     def __init__(self, port: int):
         self.http = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {make_key()}"}, timeout=10
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {make_key(scopes=ALL_SCOPES)}"}, timeout=10
         )
 
     def token(self, user_id: str) -> str:

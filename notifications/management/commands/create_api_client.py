@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from notifications.errors import InvalidRequest
-from notifications.models import ALL_SCOPES
+from notifications.models import ALL_SCOPES, DEFAULT_SCOPES
 from notifications.services.api_keys import create_api_client
 
 
@@ -12,7 +12,11 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--types", default="*", help="Comma-separated type keys this client may send, or * (default)")
         parser.add_argument("--critical", action="store_true", help="May send at critical priority")
-        parser.add_argument("--scopes", default=",".join(ALL_SCOPES), help=f"Comma-separated, from {', '.join(ALL_SCOPES)}")
+        parser.add_argument(
+            "--scopes",
+            default=",".join(DEFAULT_SCOPES),
+            help=f"Comma-separated, from {', '.join(ALL_SCOPES)} (default: all but tokens)",
+        )
 
     def handle(self, *args, name, types, critical, scopes, **options):
         try:
