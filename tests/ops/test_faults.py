@@ -227,7 +227,16 @@ def restart_redis(stack: ServiceStack) -> Fault:
 
 
 def restart_postgres(stack: ServiceStack) -> Fault:
-    """PostgreSQL (the global database and both shards) shuts down fast and starts again."""
+    """PostgreSQL (the global database and both shards) shuts down fast and starts again,
+    preferably while deliveries are under way (workers are fast: between two sends of the
+    stream there may be none, and then the fault tests no recovery)."""
+    query = "SELECT 1 FROM delivery_delivery WHERE status IN ('queued', 'sending') LIMIT 1"
+    with stack.shard_connections() as shards:
+        try:
+            wait_for(lambda: any(shard.execute(query).fetchone() for shard in shards),
+                     timeout=20, interval=0.002, message="a delivery under way")  # fmt: skip
+        except AssertionError:
+            pass  # reported: the test fails below if the fault caught nothing
     fault = Fault("PostgreSQL stop/start", started=time.time())
     stack.pg.stop()
     hold_outage(stack, fault.started, "database")
