@@ -10,6 +10,7 @@ deliveries we do not know, so the provider stops retrying them (they are counted
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
@@ -41,7 +42,7 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 
 
 @method_decorator(csrf_exempt, name="dispatch")
-class ProviderWebhookView(View):
+class ProviderWebhookView(View, ABC):
     http_method_names = ["post"]
     provider = ""
     # Read by config.asgi_server too, so Daphne refuses a larger body before reading it.
@@ -69,8 +70,9 @@ class ProviderWebhookView(View):
         )
         return JsonResponse({"received": len(events) + skipped, **counts})
 
+    @abstractmethod
     def events(self, request: HttpRequest) -> tuple[list, int]:
-        raise NotImplementedError
+        """Verify the request's signature and parse it: (events to apply, events skipped)."""
 
 
 class SendGridEventsView(ProviderWebhookView):
