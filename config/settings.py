@@ -14,42 +14,15 @@ Profiles differ only by environment variables:
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.environment import env, env_bool, env_float, env_int, env_list, postgres_database, sqlite_database
 from config.sharding import build_shard_map
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return default if value in (None, "") else value
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = env(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    value = env(name)
-    return default if value is None else int(value)
-
-
-def env_float(name: str, default: float) -> float:
-    value = env(name)
-    return default if value is None else float(value)
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in (env(name, default) or "").split(",") if item.strip()]
 
 
 PROFILE = env("NOTIFY_PROFILE", "services" if env("DATABASE_URL") else "embedded")
@@ -159,45 +132,12 @@ SHARD_COUNT_DEFAULT = 2
 DB_POOL_MAX = env_int("DB_POOL_MAX", 8)
 
 
-def _postgres(url: str) -> dict:
-    config = dj_database_url.parse(url)
-    options = config.setdefault("OPTIONS", {})
-    # The send path's own statements (server-side binding) are prepared after this many runs,
-    # sparing PostgreSQL a parse and plan per notification. Django's ORM queries use
-    # client-side binding and are unaffected. Empty disables it (PgBouncer < 1.21 in
-    # transaction mode cannot follow prepared statements).
-    threshold = env("DB_PREPARE_THRESHOLD", "5")
-    options["prepare_threshold"] = int(threshold) if threshold else None
-    if env_bool("DB_POOL", False):
-        # For ASGI servers, which run each sync view in a new thread: a process-wide pool.
-        # (Measured: its background threads cost ~35% per request under gunicorn's threads.)
-        options["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX, "timeout": 10}
-        config["CONN_MAX_AGE"] = 0
-    else:
-        # gunicorn threads and Celery processes are long-lived: one persistent connection each.
-        config["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 600)
-        config["CONN_HEALTH_CHECKS"] = True
-    return config
-
-
-def _sqlite(path: Path) -> dict:
-    return {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": str(path),
-        "OPTIONS": {
-            "timeout": 30,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        },
-    }
-
-
 if EMBEDDED:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _shard_count = env_int("SHARD_COUNT", SHARD_COUNT_DEFAULT)
-    DATABASES = {"default": _sqlite(VAR_DIR / "global.sqlite3")}
+    DATABASES = {"default": sqlite_database(VAR_DIR / "global.sqlite3")}
     for _index in range(_shard_count):
-        DATABASES[f"shard_{_index}"] = _sqlite(VAR_DIR / f"shard_{_index}.sqlite3")
+        DATABASES[f"shard_{_index}"] = sqlite_database(VAR_DIR / f"shard_{_index}.sqlite3")
 else:
     _local = "postgres://postgres@127.0.0.1:5432"
     _default_url = env("DATABASE_URL", f"{_local}/notify" if PROFILE == "test" else None)
@@ -207,9 +147,9 @@ else:
     )
     if not _default_url or not _shard_urls:
         raise ImproperlyConfigured("The services profile needs DATABASE_URL and SHARD_DATABASE_URLS")
-    DATABASES = {"default": _postgres(_default_url)}
+    DATABASES = {"default": postgres_database(_default_url, pool_max=DB_POOL_MAX)}
     for _index, _url in enumerate(_shard_urls):
-        DATABASES[f"shard_{_index}"] = _postgres(_url)
+        DATABASES[f"shard_{_index}"] = postgres_database(_url, pool_max=DB_POOL_MAX)
 
 SHARD_ALIASES = [alias for alias in DATABASES if alias != "default"]
 # bucket = stable_hash(user_id) % 1024; each inclusive bucket range belongs to one shard.
