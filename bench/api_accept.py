@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench import cpu, report  # noqa: E402
 from bench.limits import postgres_limits  # noqa: E402
 from bench.loadgen import closed_loop, fixed_rate  # noqa: E402
+from bench.results import write_results  # noqa: E402
 from bench.targets import (  # noqa: E402
     Target,
     baseline_target,
@@ -243,9 +244,7 @@ def main() -> None:
     if "baseline" in runs:
         results["baseline"] = {"ref": args.baseline, **runs["baseline"]}
         results["comparison"] = report.compare(api["current"], api["baseline"], args.phases)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2))
+    output = write_results(args.output, results)
     print(report.compare_table(results, args) if "baseline" in runs else report.table(results, args))
     print(f"\nwrote {output}")
     lost = [f"{name}: {run['stored_notifications']} stored of {run['accepted']} accepted"

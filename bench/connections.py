@@ -23,7 +23,6 @@ Targets (issue 8): ≤ 50 KB per connection (seed 001 assumes 10 KB), broadcast 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -40,6 +39,7 @@ from bench.api_accept import calibrate  # noqa: E402
 from bench.cpu import GroupAccountant, _children, group_delta  # noqa: E402
 from bench.delivery_stream import free_port, http_get, procfile_env, wait_for  # noqa: E402
 from bench.inapp_latency import DATABASES, ISOLATED, issue_tokens, prepare_ibench  # noqa: E402
+from bench.results import write_results  # noqa: E402
 from bench.ws_clients import ClientPool, raise_fd_limit  # noqa: E402
 
 TARGETS = {"rss_per_connection_kb": 50.0, "broadcast_seconds": 2.0}
@@ -211,9 +211,7 @@ def main() -> None:
         "targets": TARGETS,
         "logs": str(work_dir / "logs"),
     }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=1))
+    output = write_results(args.output, results)
     print(table(results))
     print(f"\nwrote {output}; Daphne's log in {work_dir / 'logs'}")
 

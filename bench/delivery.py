@@ -60,6 +60,7 @@ from bench.delivery_stream import (  # noqa: E402
     workers_ready,
 )
 from bench.limits import postgres_limits  # noqa: E402
+from bench.results import write_results  # noqa: E402
 from bench.targets import PG, Target, _describe, prepare  # noqa: E402
 
 DATABASES = ("notify_dbench", "notify_dbench_shard_0", "notify_dbench_shard_1")
@@ -274,9 +275,7 @@ def main() -> None:
         "logs": str(work_dir / "logs"),
         **results,
     }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=1))
+    output = write_results(args.output, results)
     print(delivery_report.table(results))
     print(f"\nwrote {output}; process logs in {work_dir / 'logs'}")
     lost = sum(r["deliveries"] - r["sent"] for r in results.get("throughput", []))

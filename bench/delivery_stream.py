@@ -37,6 +37,7 @@ from bench.api_accept import calibrate, redis_limits, single_body  # noqa: E402
 from bench.cpu import GroupAccountant, group_delta  # noqa: E402
 from bench.limits import postgres_limits  # noqa: E402
 from bench.loadgen import closed_loop, fixed_rate  # noqa: E402
+from bench.results import write_results  # noqa: E402
 from bench.stream_measure import Sampler, analyse_step, log_batches, step_rows, wait_drained  # noqa: E402
 from bench.targets import PG, Target, _describe, prepare  # noqa: E402
 
@@ -345,9 +346,7 @@ def main() -> None:
         "logs": str(work_dir / "logs"),
         **results,
     }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=1))
+    output = write_results(args.output, results)
     print(stream_report.table(results))
     if profiled := [step for step in results["steps"] if step.get("profile")]:
         print(stream_report.profile_table(profiled[-1]))

@@ -52,6 +52,7 @@ from bench.delivery_stream import (  # noqa: E402
     workers_ready,
 )
 from bench.loadgen import Connection  # noqa: E402
+from bench.results import write_results  # noqa: E402
 from bench.stream_measure import wait_drained  # noqa: E402
 from bench.targets import PG, Target, _describe, prepare  # noqa: E402
 from bench.ws_clients import ClientPool, raise_fd_limit  # noqa: E402
@@ -363,9 +364,7 @@ def main() -> None:
         "cpu_seconds": group_delta(cpu_before, cpu_after),
         "logs": str(work_dir / "logs"),
     }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=1))
+    output = write_results(args.output, results)
     print(table(results))
     print(f"\nwrote {output}; process logs in {work_dir / 'logs'}")
     if measure["lost_frames"] or measure["accepted"] != measure["sent"]:
