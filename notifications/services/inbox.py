@@ -171,6 +171,14 @@ def _subtract(alias: str, user_id: str, count: int) -> None:
         InboxCounter.objects.using(alias).filter(user_id=user_id).update(unread=F("unread") - count)
 
 
+def _lock_counter(alias: str, user_id: str) -> None:
+    """First in every transaction that marks a user's items: concurrent marks of one user take
+    their turn on the counter row instead of locking item rows in different orders, which
+    deadlocked (mark-read of some ids against read-all). Sends insert new items and upsert the
+    counter last, so they only wait, never close a cycle."""
+    list(InboxCounter.objects.using(alias).select_for_update().filter(user_id=user_id).values_list("user_id"))
+
+
 def _ids(notification_ids: Iterable[str]) -> list[uuid.UUID]:
     return [parse_id(raw) for raw in notification_ids]
 
@@ -180,6 +188,7 @@ def mark_read(user_id: str, notification_ids: Iterable[str]) -> int:
     ids = _ids(notification_ids)
     alias = shard_for_user(user_id)
     with transaction.atomic(using=alias):
+        _lock_counter(alias, user_id)
         # Only rows this UPDATE changes are subtracted: a concurrent mark of the same row
         # waits for this one's lock, then finds it read and changes nothing.
         changed = (
@@ -195,6 +204,7 @@ def mark_all_read(user_id: str) -> int:
     alias = shard_for_user(user_id)
     now = timezone.now()
     with transaction.atomic(using=alias):
+        _lock_counter(alias, user_id)
         changed = (
             _items(user_id)
             .filter(read_at__isnull=True, archived_at__isnull=True, visible_at__lte=now)
@@ -238,6 +248,7 @@ def archive(user_id: str, notification_ids: Iterable[str]) -> int:
     alias = shard_for_user(user_id)
     now = timezone.now()
     with transaction.atomic(using=alias):
+        _lock_counter(alias, user_id)
         query = _items(user_id).filter(notification_id__in=ids, archived_at__isnull=True)
         unread = query.filter(read_at__isnull=True).update(archived_at=now)
         _subtract(alias, user_id, unread)
